@@ -1,0 +1,292 @@
+"""PaiNN energy model (Schütt, Unke, Gastegger, ICML 2021) for distilled students.
+
+The model maps a flat graph (see :mod:`mlff_distiller.keys`) to per-structure energies.
+Forces and stress are *not* computed here: :class:`mlff_distiller.models.forces.ForceField`
+differentiates this energy. Neighbour lists are built outside the model, so exported graphs
+take edges as inputs.
+
+Shapes: ``N`` atoms, ``E`` directed edges, ``B`` structures, ``F`` hidden features.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import Tensor, nn
+
+from mlff_distiller import keys
+
+MAX_ATOMIC_NUMBER = 118
+
+
+@dataclass(frozen=True)
+class PaiNNConfig:
+    """Hyperparameters of a PaiNN student. Presets are named instances of this class."""
+
+    hidden: int = 128  # F, features per atom (scalar channels; vectors have 3 x F)
+    n_interactions: int = 3  # message + mixing blocks
+    n_rbf: int = 20  # radial basis functions
+    cutoff: float = 5.0  # Å, cosine cutoff radius
+    rbf: str = "sin"  # "sin" (PaiNN paper) or "gaussian"
+    elements: tuple[int, ...] = (1, 6, 7, 8, 9, 16, 17)  # atomic numbers the model knows
+    shared_filters: bool = False  # one radial filter for all interactions
+    activation: str = "silu"  # only SiLU is implemented; kept for provenance
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.hidden < 2 or self.hidden % 2:
+            problems.append(f"hidden={self.hidden} (expected an even integer >= 2)")
+        if self.n_interactions < 1:
+            problems.append(f"n_interactions={self.n_interactions} (expected >= 1)")
+        if self.n_rbf < 1:
+            problems.append(f"n_rbf={self.n_rbf} (expected >= 1)")
+        if not (self.cutoff > 0 and math.isfinite(self.cutoff)):
+            problems.append(f"cutoff={self.cutoff} (expected a positive number of Å)")
+        if self.rbf not in ("sin", "gaussian"):
+            problems.append(f"rbf={self.rbf!r} (expected 'sin' or 'gaussian')")
+        if self.activation != "silu":
+            problems.append(f"activation={self.activation!r} (only 'silu' is implemented)")
+        elements = tuple(int(z) for z in self.elements)
+        if not elements or len(set(elements)) != len(elements):
+            problems.append(f"elements={self.elements} (expected distinct atomic numbers)")
+        elif min(elements) < 1 or max(elements) > MAX_ATOMIC_NUMBER:
+            problems.append(f"elements={self.elements} (atomic numbers must be 1..118)")
+        if problems:
+            from mlff_distiller.errors import InputError
+
+            raise InputError("invalid PaiNNConfig: " + "; ".join(problems))
+        object.__setattr__(self, "elements", tuple(sorted(elements)))
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict (tuples become lists)."""
+        d = asdict(self)
+        d["elements"] = list(self.elements)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> PaiNNConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are an error naming them."""
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            from mlff_distiller.errors import InputError
+
+            raise InputError(
+                f"unknown PaiNNConfig field(s) {unknown}; known fields: {sorted(known)}"
+            )
+        d = dict(d)
+        if "elements" in d:
+            d["elements"] = tuple(d["elements"])
+        return cls(**d)
+
+
+def replace_config(config: PaiNNConfig, **changes) -> PaiNNConfig:
+    """A copy of ``config`` with ``changes`` applied (validated like a new config)."""
+    d = config.to_dict()
+    d.update(changes)
+    return PaiNNConfig.from_dict(d)
+
+
+class RadialBasis(nn.Module):
+    """Radial basis times cosine cutoff: (E,) distances in Å -> (E, n_rbf)."""
+
+    def __init__(self, n_rbf: int, cutoff: float, kind: str) -> None:
+        super().__init__()
+        self.cutoff = float(cutoff)
+        self.sin_basis = kind == "sin"
+        if self.sin_basis:
+            # sin(n pi r / rc) / r, n = 1..n_rbf
+            freqs = torch.arange(1, n_rbf + 1, dtype=torch.get_default_dtype()) * math.pi / cutoff
+        else:
+            # exp(-gamma (r - mu_n)^2), mu_n evenly spaced on [0, rc]
+            freqs = torch.linspace(0.0, cutoff, n_rbf)
+        self.register_buffer("freqs", freqs)
+        width = cutoff / max(n_rbf - 1, 1)
+        self.gamma = 0.5 / width**2
+
+    def forward(self, distances: Tensor) -> Tensor:
+        r = distances.unsqueeze(-1)
+        if self.sin_basis:
+            basis = torch.sin(r * self.freqs) / r
+        else:
+            basis = torch.exp(-self.gamma * (r - self.freqs) ** 2)
+        # cosine cutoff 0.5 (cos(pi r / rc) + 1) for r < rc; edges are built within rc
+        envelope = 0.5 * (torch.cos(r * (math.pi / self.cutoff)) + 1.0)
+        envelope = envelope * (r < self.cutoff).to(r.dtype)
+        return basis * envelope
+
+
+class MessageBlock(nn.Module):
+    """Interaction: atoms receive scalar and vector messages from their neighbours.
+
+    ds_i = sum_j phi_s(s_j) * W_s(r_ij)
+    dv_i = sum_j v_j * phi_vv(s_j) * W_vv(r_ij) + r_hat_ij * phi_vs(s_j) * W_vs(r_ij)
+    """
+
+    def __init__(self, hidden: int) -> None:
+        super().__init__()
+        self.hidden = hidden
+        self.context = nn.Sequential(
+            nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, 3 * hidden)
+        )
+
+    def forward(
+        self,
+        s: Tensor,  # (N, F)
+        v: Tensor,  # (N, 3, F)
+        filters: Tensor,  # (E, 3F), radial filters already multiplied by the cutoff
+        unit_vectors: Tensor,  # (E, 3)
+        centre: Tensor,  # (E,) index i
+        neighbour: Tensor,  # (E,) index j
+    ) -> tuple[Tensor, Tensor]:
+        f = self.hidden
+        x = self.context(s)[neighbour] * filters  # (E, 3F)
+        ds, dvv, dvs = torch.split(x, f, dim=-1)
+        dv = dvv.unsqueeze(1) * v[neighbour] + dvs.unsqueeze(1) * unit_vectors.unsqueeze(2)
+        # one scatter for scalars and vectors together: (E, 4F) -> (N, 4F)
+        messages = torch.cat([ds, dv.reshape(-1, 3 * f)], dim=1)
+        summed = torch.zeros(
+            s.shape[0], 4 * f, dtype=s.dtype, device=s.device
+        ).index_add_(0, centre, messages)
+        return s + summed[:, :f], v + summed[:, f:].reshape(-1, 3, f)
+
+
+class MixingBlock(nn.Module):
+    """Update: mixes each atom's own scalar and vector channels.
+
+    (U v, V v) = linear maps of v;  a = MLP([s, ||V v||]) = (a_vv, a_sv, a_ss)
+    dv = a_vv * U v;  ds = a_ss + a_sv * <U v, V v>
+
+    The gate MLP has a hidden width of F/2, which keeps the three presets at the
+    prototype's parameter budgets (~430K / 77K / 21K).
+    """
+
+    def __init__(self, hidden: int) -> None:
+        super().__init__()
+        self.hidden = hidden
+        self.uv = nn.Linear(hidden, 2 * hidden, bias=False)
+        self.gate = nn.Sequential(
+            nn.Linear(2 * hidden, hidden // 2), nn.SiLU(), nn.Linear(hidden // 2, 3 * hidden)
+        )
+
+    def forward(self, s: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        f = self.hidden
+        u, w = torch.split(self.uv(v), f, dim=-1)  # (N, 3, F) each
+        w_norm = torch.sqrt(torch.sum(w * w, dim=1) + 1e-8)  # (N, F); eps keeps grad finite
+        a_vv, a_sv, a_ss = torch.split(self.gate(torch.cat([s, w_norm], dim=-1)), f, dim=-1)
+        v = v + a_vv.unsqueeze(1) * u
+        s = s + a_ss + a_sv * torch.sum(u * w, dim=1)
+        return s, v
+
+
+class EnergyReadout(nn.Module):
+    """Per-atom energy from scalar features: (N, F) -> (N,)."""
+
+    def __init__(self, hidden: int) -> None:
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(hidden, hidden // 2), nn.SiLU(), nn.Linear(hidden // 2, 1))
+
+    def forward(self, s: Tensor) -> Tensor:
+        return self.mlp(s).squeeze(-1)
+
+
+class PaiNN(nn.Module):
+    """Graph -> per-structure energy (B,) in eV.
+
+    Energy per atom = scale * (readout(s_i) - readout(s_isolated[Z_i])) + reference[Z_i].
+    Subtracting the network's output for an isolated atom of the same element makes an
+    atom without neighbours contribute exactly its reference energy, so far-apart fragments
+    add up and single atoms are valid input. The per-element references (eV) are fitted by
+    the trainer and stored with the weights, as is ``energy_scale`` (eV).
+    """
+
+    def __init__(self, config: PaiNNConfig) -> None:
+        super().__init__()
+        self.config = config
+        f, n_int = config.hidden, config.n_interactions
+        self.hidden = f
+        self.n_interactions = n_int
+        self.cutoff = float(config.cutoff)
+        self.shared_filters = bool(config.shared_filters)
+        z_to_index = torch.full((MAX_ATOMIC_NUMBER + 1,), -1, dtype=torch.long)
+        for i, z in enumerate(config.elements):
+            z_to_index[z] = i
+        self.register_buffer("z_to_index", z_to_index)
+        self.register_buffer("elements", torch.tensor(config.elements, dtype=torch.long))
+        self.embedding = nn.Embedding(len(config.elements), f)
+        self.radial_basis = RadialBasis(config.n_rbf, config.cutoff, config.rbf)
+        n_filters = 1 if config.shared_filters else n_int
+        self.filter_net = nn.Linear(config.n_rbf, n_filters * 3 * f)
+        self.messages = nn.ModuleList([MessageBlock(f) for _ in range(n_int)])
+        self.mixings = nn.ModuleList([MixingBlock(f) for _ in range(n_int)])
+        self.readout = EnergyReadout(f)
+        self.register_buffer("element_energies", torch.zeros(len(config.elements)))  # eV
+        self.register_buffer("energy_scale", torch.ones(()))  # eV
+
+    def element_index(self, atomic_numbers: Tensor) -> Tensor:
+        """(N,) atomic numbers -> (N,) row in the element table (-1 when unknown)."""
+        return self.z_to_index[atomic_numbers]
+
+    def atomic_energies(self, graph: dict[str, Tensor]) -> Tensor:
+        """Per-atom energies (N,) in eV for a flat graph."""
+        positions = graph[keys.POSITIONS]
+        species = self.z_to_index[graph[keys.ATOMIC_NUMBERS]]
+        edge_index = graph[keys.EDGE_INDEX]
+        centre, neighbour = edge_index[0], edge_index[1]
+
+        vectors = positions[neighbour] - positions[centre]  # (E, 3)
+        if keys.EDGE_SHIFT in graph:
+            cell = graph[keys.CELL][graph[keys.BATCH][centre]]  # (E, 3, 3)
+            vectors = vectors + torch.bmm(graph[keys.EDGE_SHIFT].unsqueeze(1), cell).squeeze(1)
+        distances = torch.linalg.vector_norm(vectors, dim=-1)  # (E,)
+        unit_vectors = vectors / distances.unsqueeze(-1)
+        filters = self.filter_net(self.radial_basis(distances))  # (E, n_filters * 3F)
+        per_block = 3 * self.hidden
+
+        s = self.embedding(species)  # (N, F)
+        v = torch.zeros(s.shape[0], 3, self.hidden, dtype=s.dtype, device=s.device)
+        for k, (message, mixing) in enumerate(zip(self.messages, self.mixings)):
+            start = 0 if self.shared_filters else k * per_block
+            s, v = message(
+                s, v, filters[:, start : start + per_block], unit_vectors, centre, neighbour
+            )
+            s, v = mixing(s, v)
+        network = self.readout(s) - self.isolated_atom_outputs()[species]
+        return network * self.energy_scale + self.element_energies[species]
+
+    def isolated_atom_outputs(self) -> Tensor:
+        """Readout (n_elements,) of each element's atom with no neighbours.
+
+        Same blocks as :meth:`atomic_energies` with all messages zero.
+        """
+        s = self.embedding.weight
+        v = torch.zeros(s.shape[0], 3, self.hidden, dtype=s.dtype, device=s.device)
+        for mixing in self.mixings:
+            s, v = mixing(s, v)
+        return self.readout(s)
+
+    def forward(self, graph: dict[str, Tensor]) -> Tensor:
+        """Energies (B,) in eV; ``B`` = number of cells in the graph."""
+        atomic = self.atomic_energies(graph)
+        n_structures = graph[keys.CELL].shape[0]
+        energy = torch.zeros(n_structures, dtype=atomic.dtype, device=atomic.device)
+        return energy.index_add_(0, graph[keys.BATCH], atomic)
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+__all__ = [
+    "EnergyReadout",
+    "MessageBlock",
+    "MixingBlock",
+    "PaiNN",
+    "PaiNNConfig",
+    "RadialBasis",
+    "count_parameters",
+    "replace_config",
+]

@@ -1,0 +1,1 @@
+"""structures stage of mlff-distiller."""
