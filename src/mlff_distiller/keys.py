@@ -25,6 +25,10 @@ ENERGY = "energy"  # (B,) float, eV
 FORCES = "forces"  # (N, 3) float, eV/Å
 STRESS = "stress"  # (B, 3, 3) float, eV/Å^3, ASE sign convention (1/V dE/d strain)
 ATOMIC_ENERGIES = "atomic_energies"  # (N,) float, eV, per-atom energy contributions
+HESSIAN_ROW_INDEX = "hessian_row_index"  # (R,) int64, flat coordinate 3 * atom + axis,
+#                                          atoms numbered within the batch
+HESSIAN_ROWS = "hessian_rows"  # (R, 3N) float, eV/Å^2, rows of d^2E/dx dx over the batch's
+#                                coordinates (zero outside the row's own structure)
 
 # --- bookkeeping carried alongside a batch ------------------------------------------
 MOLECULE_ID = "molecule_id"  # (B,) int64, which source molecule a structure came from
