@@ -26,6 +26,11 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+@app.callback()
+def _root() -> None:
+    """Distil foundation force fields into small, fast PaiNN students, and prove them."""
+
+
 @app.command()
 def info(
     checkpoint: str = typer.Argument(..., help="Student checkpoint (.safetensors) or zoo name."),

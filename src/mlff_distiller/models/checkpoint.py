@@ -151,7 +151,10 @@ def _prod(shape) -> int:
 
 def _is_torch_file(path: Path) -> bool:
     with open(path, "rb") as fh:
-        head = fh.read(8)
+        head = fh.read(9)
+    # safetensors: 8-byte little-endian header length, then the JSON header "{..."
+    if len(head) == 9 and head[8:9] == b"{":
+        return False
     # torch.save writes a zip archive (PK..) or, for old formats, a raw pickle (0x80 ..)
     return head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"
 

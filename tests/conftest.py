@@ -1,0 +1,27 @@
+"""Shared fixtures: small float64 students with non-trivial weights."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mlff_distiller import build_student
+
+
+def perturbed_student(preset: str = "tiny", elements=(1, 6, 7, 8, 14), seed: int = 0):
+    """A float64 student whose weights and energy references are far from initial values,
+    so physics checks exercise every block (a fresh model is too close to trivial)."""
+    model = build_student(preset, elements=elements, seed=seed).double()
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn(p.shape, generator=gen, dtype=p.dtype))
+        refs = model.energy_model.element_energies
+        refs.copy_(-torch.arange(1, len(refs) + 1, dtype=refs.dtype) * 2.5)
+        model.energy_model.energy_scale.fill_(0.7)
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
+def student64():
+    return perturbed_student("tiny")

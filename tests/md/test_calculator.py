@@ -1,0 +1,67 @@
+"""The ASE calculator follows ASE's contract and equals the model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.build import bulk, molecule
+from ase.calculators.calculator import PropertyNotImplementedError
+
+from mlff_distiller import InputError, StudentCalculator, save_student, testing
+from tests.conftest import perturbed_student
+
+
+def test_calculator_equals_model_molecule_and_crystal(student64):
+    calc = StudentCalculator(student64)
+    testing.assert_calculator_matches_model(calc, student64, molecule("CH3CH2OH"), atol=1e-9)
+    si = bulk("Si", "diamond", a=5.43)
+    si.rattle(0.05, seed=0)
+    testing.assert_calculator_matches_model(calc, student64, si, atol=1e-9)
+
+
+def test_calculator_from_path_and_free_energy(tmp_path):
+    model = perturbed_student("ultra-tiny")
+    path = save_student(model, tmp_path / "s.safetensors")
+    atoms = molecule("H2O")
+    atoms.calc = StudentCalculator(path)
+    assert atoms.get_potential_energy() == pytest.approx(
+        atoms.get_potential_energy(force_consistent=True))
+    assert atoms.get_forces().shape == (3, 3)
+
+
+def test_stress_voigt_and_molecule_has_none(student64):
+    si = bulk("Si", "diamond", a=5.43)
+    si.calc = StudentCalculator(student64)
+    assert si.get_stress().shape == (6,)
+    water = molecule("H2O")
+    water.calc = StudentCalculator(student64)
+    with pytest.raises(PropertyNotImplementedError):
+        water.get_stress()
+
+
+def test_calculator_recomputes_after_moving_atoms(student64):
+    atoms = molecule("CH4")
+    atoms.calc = StudentCalculator(student64)
+    e0 = atoms.get_potential_energy()
+    atoms.positions[1] += [0.1, 0.0, 0.0]
+    assert atoms.get_potential_energy() != e0
+
+
+@pytest.mark.parametrize(
+    "atoms, match",
+    [
+        (Atoms("Au", positions=[[0, 0, 0]]), "not among the model's elements"),
+        (Atoms("H2", positions=[[0, 0, 0], [np.nan, 0, 0]]), "NaN"),
+        (Atoms(), "zero atoms"),
+    ],
+)
+def test_bad_structures_are_clear_errors(student64, atoms, match):
+    atoms.calc = StudentCalculator(student64)
+    with pytest.raises(InputError, match=match):
+        atoms.get_potential_energy()
+
+
+def test_bad_model_argument():
+    with pytest.raises(InputError, match="checkpoint path"):
+        StudentCalculator(42)
