@@ -1,0 +1,71 @@
+"""Stage caching for `mlffd distill`: each stage is keyed by the hash of its inputs.
+
+A stage runs in its own directory ``RUN/NAME/``. Before it starts, the stage's inputs are
+written to ``inputs.json``; when it finishes, ``stage.json`` records the key and outputs.
+
+- ``stage.json`` present with the same key: the stage is skipped (cached).
+- ``inputs.json`` present with the same key but no ``stage.json``: an interrupted run; the
+  stage function runs again in the same directory and resumes from what it left there
+  (labeling and training resume by themselves).
+- a different key: the stage's inputs changed, so its directory is cleared and it re-runs.
+  Downstream stages include upstream keys in their inputs, so they re-run too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from mlff_distiller.fileio import write_json
+
+STAGE_RECORD = "stage.json"
+STAGE_INPUTS = "inputs.json"
+
+
+def stage_key(inputs: dict[str, Any]) -> str:
+    """Stable hash of a JSON-serialisable input description."""
+    text = json.dumps(inputs, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def run_stage(
+    run_dir: Path,
+    name: str,
+    inputs: dict[str, Any],
+    work: Callable[[Path], dict[str, Any]],
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Run ``work(stage_dir) -> outputs`` unless a finished run with the same inputs exists.
+
+    Returns the stage's outputs plus ``key`` (its input hash) and ``cached`` (bool).
+    """
+    stage_dir = Path(run_dir) / name
+    key = stage_key(inputs)
+    record_path = stage_dir / STAGE_RECORD
+    if record_path.is_file():
+        record = json.loads(record_path.read_text())
+        if record.get("key") == key:
+            log(f"[{name}] cached ({key})")
+            return {**record["outputs"], "key": key, "cached": True}
+    inputs_path = stage_dir / STAGE_INPUTS
+    if stage_dir.exists():
+        previous = json.loads(inputs_path.read_text()).get("key") if inputs_path.is_file() else None
+        if previous != key:
+            log(f"[{name}] inputs changed: clearing {stage_dir}")
+            shutil.rmtree(stage_dir)
+        else:
+            log(f"[{name}] resuming an interrupted run ({key})")
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    write_json(inputs_path, {"key": key, "inputs": inputs})
+    started = time.time()
+    outputs = work(stage_dir)
+    write_json(record_path, {
+        "key": key, "outputs": outputs, "seconds": round(time.time() - started, 2),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    })
+    return {**outputs, "key": key, "cached": False}
