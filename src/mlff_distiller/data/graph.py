@@ -130,13 +130,29 @@ def collate(graphs: Sequence[Mapping[str, Tensor]]) -> dict[str, Tensor]:
     for name in names:
         parts = [g[name] for g in graphs]
         if name == keys.EDGE_INDEX:
-            parts = [p + off for p, off in zip(parts, atom_offsets)]
+            parts = [p + off for p, off in zip(parts, atom_offsets, strict=True)]
             out[name] = torch.cat(parts, dim=1)
         elif name == keys.BATCH:
-            out[name] = torch.cat([p + off for p, off in zip(parts, structure_offsets)])
+            shifted = zip(parts, structure_offsets, strict=True)
+            out[name] = torch.cat([p + off for p, off in shifted])
+        elif name == keys.HESSIAN_ROW_INDEX:
+            out[name] = torch.cat([p + 3 * off for p, off in zip(parts, atom_offsets, strict=True)])
+        elif name == keys.HESSIAN_ROWS:
+            out[name] = _pad_hessian_rows(parts, atom_offsets, n_atoms)
         else:
             out[name] = torch.cat(parts, dim=0)
     return out
+
+
+def _pad_hessian_rows(parts: Sequence[Tensor], atom_offsets: Sequence[int],
+                      n_atoms: int) -> Tensor:
+    """Place each graph's (k, 3n) Hessian rows at its own columns of (R, 3N) rows."""
+    rows = parts[0].new_zeros((sum(p.shape[0] for p in parts), 3 * n_atoms))
+    r = 0
+    for p, off in zip(parts, atom_offsets, strict=True):
+        rows[r:r + p.shape[0], 3 * off:3 * off + p.shape[1]] = p
+        r += p.shape[0]
+    return rows
 
 
 def atoms_to_graph(
