@@ -1,0 +1,314 @@
+"""Distil a teacher's labels into a PaiNN student: ``train_student`` is the one entry point.
+
+Order of a run: load splits -> build the student on the training elements -> fit energy
+references and loss scales on the training split -> AdamW with warm-up + cosine (or
+plateau), gradient clipping, EMA -> validate the EMA weights, keep the best, stop early on
+validation force MAE. Files in ``out_dir``: ``best.safetensors`` and ``last.safetensors``
+(EMA weights, foundation checkpoint format), ``training_state.safetensors`` (resume),
+``log.csv`` / ``log.json`` (per validation), ``metrics.json`` (final summary).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mlff_distiller import keys
+from mlff_distiller.errors import InputError
+from mlff_distiller.fileio import write_json
+from mlff_distiller.models.checkpoint import save_student
+from mlff_distiller.models.painn import PaiNNConfig, count_parameters
+from mlff_distiller.models.presets import build_student, preset_config, preset_name
+from mlff_distiller.training import distributed as dd
+from mlff_distiller.training.config import TrainConfig
+from mlff_distiller.training.data import GraphSet, check_elements, load_splits
+from mlff_distiller.training.logger import RunLogger
+from mlff_distiller.training.loss import (
+    LossScales,
+    LossWeights,
+    batch_errors,
+    combine,
+    loss_terms,
+    student_hessian_rows,
+    summarize_errors,
+)
+from mlff_distiller.training.normalization import (
+    apply_normalization,
+    fit_element_energies,
+    fit_scales,
+)
+from mlff_distiller.training.optim import EMA, LRSchedule
+from mlff_distiller.training.state import (
+    STATE_FILE,
+    check_resume_compatible,
+    load_training_state,
+    save_training_state,
+)
+
+
+class TrainingDiverged(InputError):
+    """The loss became NaN/inf; the last good checkpoint is kept."""
+
+
+def train_student(
+    data_path: str | os.PathLike,
+    preset_or_config: str | PaiNNConfig = "original",
+    train_config: TrainConfig | None = None,
+    out_dir: str | os.PathLike = "runs/student",
+    resume: bool = False,
+) -> dict[str, Any]:
+    """Train a student on a labeled HDF5 dataset.
+
+    Args:
+        data_path: dataset written by :func:`mlff_distiller.data.dataset.write_dataset`.
+        preset_or_config: ``original`` / ``tiny`` / ``ultra-tiny`` or a :class:`PaiNNConfig`
+            (its elements are replaced by the training split's).
+        train_config: hyperparameters (defaults: ``TrainConfig()``).
+        out_dir: run directory (checkpoints, logs, state).
+        resume: continue the run in ``out_dir`` from its last training state.
+
+    Returns:
+        ``{"best_checkpoint", "last_checkpoint", "log_csv", "log_json", "metrics_json",
+        "metrics": {...}}`` (paths as strings).
+    """
+    config = train_config or TrainConfig()
+    info = dd.setup_distributed(config.device)
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    dtype = torch.float64 if config.dtype == "float64" else torch.float32
+    model_config = (preset_config(preset_or_config) if isinstance(preset_or_config, str)
+                    else preset_or_config)
+    cutoff = config.cutoff or model_config.cutoff
+    train, val, data_info = load_splits(data_path, cutoff, dtype,
+                                        config.val_fraction_if_missing, config.seed)
+    return fit(train, val, model_config, config, out_dir, resume, data_info, info)
+
+
+def fit(
+    train: GraphSet,
+    val: GraphSet,
+    model_config: PaiNNConfig,
+    config: TrainConfig,
+    out_dir: str | os.PathLike,
+    resume: bool = False,
+    data_info: dict | None = None,
+    info: dd.DistInfo | None = None,
+) -> dict[str, Any]:
+    """Train on in-memory splits (what :func:`train_student` calls after loading)."""
+    info = info or dd.DistInfo()
+    data_info = dict(data_info or {"dataset_hash": train.content_hash})
+    out = Path(out_dir)
+    if len(train) == 0:
+        raise InputError("no training structures: the training split is empty")
+    if len(val) == 0:
+        raise InputError("no validation structures: the validation split is empty")
+    check_elements(train, val, data_info.get("dataset", "in memory"))
+    if not resume and (out / STATE_FILE).exists():
+        raise InputError(f"{out} already holds a training run; pass --resume to continue it "
+                         "or choose another out_dir")
+    dtype = torch.float64 if config.dtype == "float64" else torch.float32
+    cutoff = config.cutoff or model_config.cutoff
+    model = build_student(model_config, elements=train.elements, cutoff=cutoff,
+                          seed=config.seed).to(dtype)
+    element_energies = fit_element_energies(train.graphs, train.elements)
+    scales = fit_scales(train.graphs, train.elements, element_energies)
+    apply_normalization(model, element_energies, scales.energy)
+    model = model.to(info.device).train()
+    ema_model = copy.deepcopy(model).eval()
+    for p in ema_model.parameters():
+        p.requires_grad_(False)
+    ema = EMA(model, ema_model, config.ema_decay)
+    weights = LossWeights(config.energy_weight, config.force_weight, config.stress_weight,
+                          config.hessian_weight)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr,
+                                  weight_decay=config.weight_decay)
+    steps_per_epoch = -(-len(train) // config.batch_size)
+    total_steps = config.max_steps or steps_per_epoch * config.max_epochs
+    schedule = LRSchedule.from_config(config, total_steps)
+    run = {"epoch": 0, "batch_in_epoch": 0, "step": 0, "best_val_force_mae": float("inf"),
+           "best_step": -1, "bad_validations": 0, "train_sums": {}, "elapsed_s": 0.0,
+           "history": []}
+    base_info = {"dataset_hash": data_info.get("dataset_hash", ""),
+                 "train_config": config.to_dict(), "model_config": model.config.to_dict(),
+                 "scales": scales.__dict__}
+    if resume:
+        saved = load_training_state(out, model, ema_model, optimizer)
+        check_resume_compatible(saved, base_info["dataset_hash"], config.to_dict(),
+                                model.config.to_dict())
+        schedule.load(saved["schedule"])
+        run.update(saved["run"])
+    logger = RunLogger(out, info.is_main, config, total_steps, resume=resume)
+    teacher = data_info.get("dataset_metadata", {}).get("teacher", "")
+    meta = {"dataset_hash": base_info["dataset_hash"], "teacher": teacher,
+            "dataset": data_info.get("dataset", ""), "preset": preset_name(model.config),
+            "train_config": config.to_dict(), "scales": scales.__dict__,
+            "validation_source": data_info.get("validation_source", "val split")}
+
+    def checkpoint(kind: str, metrics: dict) -> None:
+        if info.is_main:
+            save_student(ema_model, out / f"{kind}.safetensors",
+                         metadata=dict(meta, metrics=metrics, step=run["step"],
+                                       epoch=run["epoch"], checkpoint=kind))
+
+    def save_state() -> None:
+        if info.is_main:
+            checkpoint("last", {"history_tail": run["history"][-1:]})
+            save_training_state(out, model, ema_model, optimizer,
+                                dict(base_info, run=run, schedule=schedule.state()))
+        dd.barrier(info)
+
+    def validate() -> dict[str, float]:
+        metrics = summarize_errors(evaluate(ema_model, val, 2 * config.batch_size, info))
+        entry = {"epoch": run["epoch"], "step": run["step"], "lr": schedule.lr(run["step"]),
+                 "elapsed_s": round(run["elapsed_s"], 3),
+                 **{f"train_{k}": v for k, v in _train_metrics(run).items()},
+                 **{f"val_{k}": v for k, v in metrics.items()}}
+        run["history"].append(entry)
+        run["train_sums"] = {}
+        schedule.observe(metrics["force_mae"])
+        if metrics["force_mae"] < run["best_val_force_mae"]:
+            run.update(best_val_force_mae=metrics["force_mae"], best_step=run["step"],
+                       bad_validations=0)
+            checkpoint("best", entry)
+        else:
+            run["bad_validations"] += 1
+        logger.log(run["history"])
+        return metrics
+
+    start = time.perf_counter() - run["elapsed_s"]
+    stop_reason = "max_epochs"
+    logger.start(run["step"])
+    while run["epoch"] < config.max_epochs and not (config.max_steps
+                                                    and run["step"] >= config.max_steps):
+        order = _epoch_order(len(train), config.seed, run["epoch"])
+        batches = [order[i:i + config.batch_size] for i in range(0, len(order),
+                                                                 config.batch_size)]
+        while run["batch_in_epoch"] < len(batches):
+            global_idx = batches[run["batch_in_epoch"]]
+            batch = train.batch(global_idx[info.rank::info.world], info.device)
+            lr = schedule.lr(run["step"])
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            loss, errors = _step_loss(model, batch, scales, weights, info)
+            if not torch.isfinite(loss):
+                raise TrainingDiverged(
+                    f"loss became {loss.item()} at epoch {run['epoch']}, step {run['step']}, "
+                    f"batch {run['batch_in_epoch']} of the epoch (training structures "
+                    f"{sorted(int(i) for i in global_idx)}); stopped, the last good "
+                    f"checkpoint is kept in {out}. Check those structures' labels or lower "
+                    f"lr (now {lr:.3g})"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            dd.all_reduce_gradients(model, info)
+            if config.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            ema.update(run["step"])
+            run["step"] += 1
+            run["batch_in_epoch"] += 1
+            for k, v in errors.items():
+                run["train_sums"][k] = run["train_sums"].get(k, 0.0) + float(v)
+            run["train_sums"]["loss"] = run["train_sums"].get("loss", 0.0) + float(loss.detach())
+            run["train_sums"]["n_batches"] = run["train_sums"].get("n_batches", 0.0) + 1
+            run["elapsed_s"] = time.perf_counter() - start
+            logger.advance(run["step"], float(loss.detach()))
+            if config.val_every_steps and run["step"] % config.val_every_steps == 0:
+                validate()
+            if config.checkpoint_every_steps and run["step"] % config.checkpoint_every_steps == 0:
+                save_state()
+            if config.max_steps and run["step"] >= config.max_steps:
+                stop_reason = "max_steps"
+                break
+            over_budget = bool(config.time_budget_s) and run["elapsed_s"] >= config.time_budget_s
+            if dd.broadcast_flag(over_budget, info):
+                stop_reason = "time_budget"
+                break
+        else:
+            run["epoch"] += 1
+            run["batch_in_epoch"] = 0
+            if not config.val_every_steps:
+                validate()
+            if (config.early_stopping_patience
+                    and run["bad_validations"] >= config.early_stopping_patience):
+                stop_reason = "early_stopping"
+                break
+            continue
+        break
+    if not run["history"] or run["history"][-1]["step"] != run["step"]:
+        validate()
+    save_state()
+    logger.close()
+    final = run["history"][-1]
+    summary = {
+        "stop_reason": stop_reason, "steps": run["step"], "epochs": run["epoch"],
+        "best_step": run["best_step"], "best_val_force_mae": run["best_val_force_mae"],
+        "final": final, "train_time_s": run["elapsed_s"],
+        "structures_per_s": run["step"] * config.batch_size / max(run["elapsed_s"], 1e-9),
+        "parameters": count_parameters(model), "n_train": len(train), "n_val": len(val),
+        "element_energies": dict(zip(map(int, train.elements), element_energies.tolist(),
+                                     strict=True)),
+        "scales": scales.__dict__, "validation_source": meta["validation_source"],
+    }
+    paths = {"best_checkpoint": str(out / "best.safetensors"),
+             "last_checkpoint": str(out / "last.safetensors"),
+             "log_csv": str(logger.csv_path), "log_json": str(logger.json_path),
+             "metrics_json": str(out / "metrics.json")}
+    if info.is_main:
+        write_json(out / "metrics.json", dict(summary, **paths))
+    return dict(paths, metrics=summary)
+
+
+def _epoch_order(n: int, seed: int, epoch: int) -> list[int]:
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=generator).tolist()
+
+
+def _step_loss(model, batch: dict, scales: LossScales, weights: LossWeights,
+               info: dd.DistInfo) -> tuple[torch.Tensor, dict]:
+    """Loss of this process's share of the global batch, normalised by global counts."""
+    positions = batch[keys.POSITIONS].detach().requires_grad_(True)
+    batch = dict(batch, **{keys.POSITIONS: positions})
+    periodic = bool(batch[keys.PBC].all(dim=1).any()) and keys.STRESS in batch
+    prediction = model(batch, compute_forces=True,
+                       compute_stress=periodic and weights.stress > 0)
+    rows = None
+    if weights.hessian > 0 and keys.HESSIAN_ROW_INDEX in batch:
+        rows = student_hessian_rows(prediction[keys.FORCES], positions,
+                                    batch[keys.HESSIAN_ROW_INDEX], batch[keys.BATCH])
+    terms = loss_terms(prediction, batch, scales, weights, rows)
+    counts = {name: dd.all_reduce_sum(count.detach().clone(), info)
+              for name, (_, count) in terms.items()}
+    loss = combine(terms, weights, counts)
+    return loss, {k: float(v) for k, v in batch_errors(prediction, batch).items()}
+
+
+def evaluate(model, data: GraphSet, batch_size: int, info: dd.DistInfo) -> dict[str, float]:
+    """Error sums of ``model`` on ``data`` (this process's shard, all-reduced)."""
+    totals: dict[str, torch.Tensor] = {}
+    indices = list(range(info.rank, len(data), info.world))
+    for start in range(0, len(indices), batch_size):
+        batch = data.batch(indices[start:start + batch_size], info.device)
+        with torch.enable_grad():
+            prediction = model(batch, compute_forces=True)
+        for k, v in batch_errors(prediction, batch).items():
+            totals[k] = totals.get(k, torch.zeros((), dtype=torch.float64)) + v.cpu()
+    names = ["n_structures", "n_force_components", "energy_abs_per_atom",
+             "energy_sq_per_atom", "force_abs", "force_sq"]
+    flat = torch.stack([totals.get(k, torch.zeros((), dtype=torch.float64)) for k in names])
+    flat = dd.all_reduce_sum(flat.to(info.device), info).cpu()
+    return dict(zip(names, flat.tolist(), strict=True))
+
+
+def _train_metrics(run: dict) -> dict[str, float]:
+    sums = run["train_sums"]
+    if not sums:
+        return {}
+    out = summarize_errors(sums)
+    out["loss"] = sums["loss"] / max(sums["n_batches"], 1)
+    return out
