@@ -145,12 +145,26 @@ def _checked(labels: Labels, n_atoms: int) -> Labels | LabelFailure:
     return labels
 
 
-def require(module: str, extra: str, purpose: str):
-    """Import ``module`` or raise an error naming the extra that provides it."""
+def require(module: str, extra: str, purpose: str, hint: str = ""):
+    """Import ``module`` or raise an error naming the extra that provides it.
+
+    ``hint`` is appended to the error (e.g. an extra installation step).
+    """
     try:
         return importlib.import_module(module)
     except ImportError as exc:
         raise InputError(
             f"{purpose} needs the Python package '{module}', which is not installed ({exc}). "
             f"Install it with: pip install 'mlff-distiller[{extra}]' -c constraints.txt"
+            + (f" {hint}" if hint else "")
         ) from None
+
+
+def package_version(distribution: str) -> str:
+    """Installed version of a distribution (e.g. ``"tblite"``), or ``"unknown"``."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return "unknown"
