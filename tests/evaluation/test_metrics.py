@@ -130,3 +130,10 @@ def test_shape_mismatch_is_input_error():
 
 def test_json_ready_drops_nan():
     assert m.json_ready({1: [np.float32(1.5), math.nan, np.int64(2)]}) == {"1": [1.5, None, 2]}
+
+
+def test_pairwise_agreement_tie_tolerance():
+    # reference pairs (0,1) differ by 0.0005 (a tie at 1 meV) and are skipped
+    assert m.pairwise_order_agreement([1.0, 0.0, 5.0], [0.0, 0.0005, 1.0]) == pytest.approx(2 / 3)
+    assert m.pairwise_order_agreement([1.0, 0.0, 5.0], [0.0, 0.0005, 1.0], 1e-3) == 1.0
+    assert math.isnan(m.pairwise_order_agreement([1.0, 0.0], [0.0, 0.0]))

@@ -213,15 +213,16 @@ def spearman(x, y) -> float:
     return float(np.sum(rx * ry) / denom) if denom > 0 else math.nan
 
 
-def pairwise_order_agreement(x, y) -> float:
+def pairwise_order_agreement(x, y, tie_tolerance: float = 0.0) -> float:
     """Fraction of pairs (i < j) ordered the same way by ``x`` and ``y``.
 
-    Pairs tied in ``y`` (the reference) are skipped; a tie in ``x`` only counts as wrong.
+    Pairs whose reference values differ by at most ``tie_tolerance`` are skipped (their
+    order is noise); a tie in ``x`` counts as wrong. ``nan`` when no pair is left.
     """
     x, y = _pair(x, y, "pairwise_order_agreement", ndim=1)
     i, j = np.triu_indices(len(x), k=1)
     dy = np.sign(y[j] - y[i])
-    keep = dy != 0
+    keep = np.abs(y[j] - y[i]) > tie_tolerance
     if not keep.any():
         return math.nan
     return float(np.mean(np.sign(x[j] - x[i])[keep] == dy[keep]))

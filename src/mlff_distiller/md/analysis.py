@@ -1,0 +1,181 @@
+"""Pure functions that judge trajectories and geometries (numpy in, numbers out).
+
+Units: Å, eV, fs, K. A trajectory is described by arrays sampled along it; nothing here
+runs dynamics (see :mod:`mlff_distiller.md.runs`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from ase.units import kB
+
+from mlff_distiller.errors import InputError
+
+
+def kabsch_rmsd(a: np.ndarray, b: np.ndarray) -> float:
+    """RMSD (Å) between two geometries of the same atoms after optimal superposition.
+
+    Both (n, 3) are centred; the rotation R minimising |a R - b| comes from the SVD of
+    H = aᵀ b = U S Vᵀ with a reflection guard d = sign(det(V Uᵀ)):
+    R = U diag(1, 1, d) Vᵀ. RMSD = sqrt(mean_i |a_i R - b_i|²). Atom order must match.
+    """
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 2 or a.shape[1] != 3:
+        raise InputError(f"kabsch_rmsd: expected two (n, 3) arrays, got {a.shape} and {b.shape}")
+    a = a - a.mean(axis=0)
+    b = b - b.mean(axis=0)
+    u, _, vt = np.linalg.svd(a.T @ b)
+    d = np.sign(np.linalg.det(vt.T @ u.T)) or 1.0
+    rot = u @ np.diag([1.0, 1.0, d]) @ vt
+    return float(np.sqrt(np.mean(np.sum((a @ rot - b) ** 2, axis=1))))
+
+
+def find_bonds(numbers: np.ndarray, positions: np.ndarray, tolerance: float = 1.2) -> np.ndarray:
+    """Covalent bonds (b, 2), i < j: d_ij < tolerance * (r_cov,i + r_cov,j) (ASE radii)."""
+    from ase.data import covalent_radii
+
+    numbers = np.asarray(numbers)
+    positions = np.asarray(positions, dtype=np.float64)
+    radii = covalent_radii[numbers]
+    i, j = np.triu_indices(len(numbers), k=1)
+    d = np.linalg.norm(positions[j] - positions[i], axis=1)
+    keep = d < tolerance * (radii[i] + radii[j])
+    return np.stack([i[keep], j[keep]], axis=1).astype(np.int64)
+
+
+def find_angles(bonds: np.ndarray, n_atoms: int) -> np.ndarray:
+    """Bonded triplets (a, 3) as (i, centre, k) with i < k, from a bond list."""
+    neighbours: list[list[int]] = [[] for _ in range(n_atoms)]
+    for i, j in np.asarray(bonds).reshape(-1, 2):
+        neighbours[i].append(int(j))
+        neighbours[j].append(int(i))
+    triplets = [
+        (i, c, k)
+        for c, nb in enumerate(neighbours)
+        for x, i in enumerate(sorted(nb))
+        for k in sorted(nb)[x + 1 :]
+    ]
+    return np.array(triplets, dtype=np.int64).reshape(-1, 3)
+
+
+def bond_lengths(positions: np.ndarray, bonds: np.ndarray) -> np.ndarray:
+    """Lengths (b,) Å of ``bonds`` in one geometry (n, 3), or (T, b) for frames (T, n, 3)."""
+    positions = np.asarray(positions, dtype=np.float64)
+    bonds = np.asarray(bonds).reshape(-1, 2)
+    return np.linalg.norm(positions[..., bonds[:, 1], :] - positions[..., bonds[:, 0], :], axis=-1)
+
+
+def bond_angles(positions: np.ndarray, angles: np.ndarray) -> np.ndarray:
+    """Angles (a,) degrees of triplets (i, centre, k); (T, a) for frames (T, n, 3)."""
+    positions = np.asarray(positions, dtype=np.float64)
+    angles = np.asarray(angles).reshape(-1, 3)
+    u = positions[..., angles[:, 0], :] - positions[..., angles[:, 1], :]
+    v = positions[..., angles[:, 2], :] - positions[..., angles[:, 1], :]
+    cross = np.linalg.norm(np.cross(u, v), axis=-1)
+    return np.degrees(np.arctan2(cross, np.sum(u * v, axis=-1)))
+
+
+def min_distance(positions: np.ndarray) -> float:
+    """Smallest interatomic distance (Å) of one geometry; ``inf`` for a single atom."""
+    positions = np.asarray(positions, dtype=np.float64)
+    if len(positions) < 2:
+        return math.inf
+    i, j = np.triu_indices(len(positions), k=1)
+    return float(np.min(np.linalg.norm(positions[j] - positions[i], axis=1)))
+
+
+def geometry_failure(
+    positions: np.ndarray,
+    bonds: np.ndarray,
+    initial_lengths: np.ndarray,
+    stretch_factor: float,
+    min_allowed: float,
+) -> str | None:
+    """Why a geometry is broken, or ``None``.
+
+    Broken when a bond exceeds ``stretch_factor`` times its starting length, atoms come
+    closer than ``min_allowed`` Å, or a coordinate is not finite.
+    """
+    if not np.all(np.isfinite(positions)):
+        return "non-finite positions"
+    if len(bonds):
+        ratio = bond_lengths(positions, bonds) / initial_lengths
+        worst = int(np.argmax(ratio))
+        if ratio[worst] > stretch_factor:
+            i, j = bonds[worst]
+            return (f"bond {i}-{j} stretched to {ratio[worst]:.2f}x its start "
+                    f"(limit {stretch_factor:g}x)")
+    d = min_distance(positions)
+    if d < min_allowed:
+        return f"atoms {d:.3f} Å apart (limit {min_allowed:g} Å)"
+    return None
+
+
+def energy_drift(
+    times_fs: np.ndarray,
+    total_energy: np.ndarray,
+    n_atoms: int,
+    timestep_fs: float,
+    temperature_K: float,
+) -> dict:
+    """Drift and fluctuation of the total energy of an NVE run.
+
+    The drift rate s (eV/fs) is the least-squares slope of E_tot(t). Reported:
+    ``drift_eV_per_atom_per_ps`` = s · 1000 / n; ``drift_percent_per_100_steps`` =
+    100 · |s| · 100 Δt / E_th, relative to the thermal energy E_th = (3/2) n k_B T (it does
+    not depend on the arbitrary energy zero); ``drift_percent_of_total_per_100_steps`` =
+    100 · |s| · 100 Δt / |E_tot(0)| for comparison with tools that use that reference;
+    ``fluctuation_eV_per_atom`` = std(E_tot) / n; ``max_deviation_eV_per_atom`` =
+    max |E_tot(t) - E_tot(0)| / n.
+    """
+    t = np.asarray(times_fs, dtype=np.float64)
+    e = np.asarray(total_energy, dtype=np.float64)
+    if t.shape != e.shape or t.ndim != 1:
+        raise InputError(f"energy_drift: times {t.shape} and energies {e.shape} must be (T,)")
+    if len(t) < 2:
+        raise InputError("energy_drift: need at least two samples of the total energy")
+    slope = float(np.polyfit(t, e, 1)[0])
+    per_100 = abs(slope) * 100 * timestep_fs
+    thermal = 1.5 * n_atoms * kB * temperature_K
+    return {
+        "drift_eV_per_atom_per_ps": slope * 1000.0 / n_atoms,
+        "drift_percent_per_100_steps": 100.0 * per_100 / thermal,
+        "drift_percent_of_total_per_100_steps": (
+            100.0 * per_100 / abs(e[0]) if e[0] != 0 else math.nan
+        ),
+        "fluctuation_eV_per_atom": float(np.std(e)) / n_atoms,
+        "max_deviation_eV_per_atom": float(np.max(np.abs(e - e[0]))) / n_atoms,
+    }
+
+
+def histogram_overlap(a: Sequence[float], b: Sequence[float], bins: int = 50) -> float:
+    """Overlap coefficient of two sample distributions, in [0, 1].
+
+    OVL = Σ_k min(p_k, q_k), with p, q the normalised histograms of ``a`` and ``b`` on
+    ``bins`` common bins spanning both samples. 1 = identical histograms, 0 = disjoint.
+    """
+    a = np.asarray(a, dtype=np.float64).ravel()
+    b = np.asarray(b, dtype=np.float64).ravel()
+    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    if a.size == 0 or b.size == 0:
+        return math.nan
+    lo, hi = min(a.min(), b.min()), max(a.max(), b.max())
+    if hi == lo:
+        return 1.0
+    p, _ = np.histogram(a, bins=bins, range=(lo, hi))
+    q, _ = np.histogram(b, bins=bins, range=(lo, hi))
+    return float(np.minimum(p / p.sum(), q / q.sum()).sum())
+
+
+def label_of(numbers: np.ndarray, index: Sequence[int]) -> str:
+    """Element label of a bond or angle, e.g. ``C-H`` or ``H-C-H`` (ends sorted)."""
+    from ase.data import chemical_symbols
+
+    symbols = [chemical_symbols[int(numbers[i])] for i in index]
+    if symbols[-1] < symbols[0]:
+        symbols = symbols[::-1]
+    return "-".join(symbols)
