@@ -21,6 +21,9 @@ class ForceField(nn.Module):
     ``compute_forces`` and ``stress`` (B, 3, 3) eV/Å^3 when ``compute_stress``.
     """
 
+    # plain-Python conveniences; TorchScript exports (torch.jit.script) must skip them
+    __jit_unused_properties__ = ["config", "cutoff", "elements"]
+
     def __init__(self, energy_model: PaiNN) -> None:
         super().__init__()
         self.energy_model = energy_model
