@@ -50,3 +50,23 @@ def small_pool(n: int = 12, seed: int = 0, periodic: int = 0) -> list[Atoms]:
         atoms.info["molecule_id"] = 100 + k
         out.append(atoms)
     return out
+
+
+class SlowTeacher(EMTTeacher):
+    """EMT taking ``delay`` seconds per structure, so a test can kill a run mid-way."""
+
+    def __init__(self, delay: float = 0.05) -> None:
+        self.delay = delay
+
+    def label_one(self, atoms: Atoms) -> Labels:
+        import time
+
+        time.sleep(self.delay)
+        return super().label_one(atoms)
+
+
+def write_pool(path, structures) -> str:
+    import ase.io
+
+    ase.io.write(path, structures, format="extxyz")
+    return str(path)
