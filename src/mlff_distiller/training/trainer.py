@@ -111,6 +111,8 @@ def fit(
     if not resume and (out / STATE_FILE).exists():
         raise InputError(f"{out} already holds a training run; pass --resume to continue it "
                          "or choose another out_dir")
+    check_labels_finite(train)
+    check_labels_finite(val)
     dtype = torch.float64 if config.dtype == "float64" else torch.float32
     cutoff = config.cutoff or model_config.cutoff
     model = build_student(model_config, elements=train.elements, cutoff=cutoff,
@@ -196,18 +198,15 @@ def fit(
                 group["lr"] = lr
             loss, errors = _step_loss(model, batch, scales, weights, info)
             if not torch.isfinite(loss):
-                raise TrainingDiverged(
-                    f"loss became {loss.item()} at epoch {run['epoch']}, step {run['step']}, "
-                    f"batch {run['batch_in_epoch']} of the epoch (training structures "
-                    f"{sorted(int(i) for i in global_idx)}); stopped, the last good "
-                    f"checkpoint is kept in {out}. Check those structures' labels or lower "
-                    f"lr (now {lr:.3g})"
-                )
+                raise _diverged(f"loss became {loss.item()}", run, train, global_idx, out, lr)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             dd.all_reduce_gradients(model, info)
-            if config.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            norm = torch.nn.utils.clip_grad_norm_(
+                model.parameters(), config.grad_clip if config.grad_clip > 0 else float("inf"))
+            if not torch.isfinite(norm):
+                raise _diverged(f"gradient norm became {norm.item()}", run, train, global_idx,
+                                out, lr)
             optimizer.step()
             ema.update(run["step"])
             run["step"] += 1
@@ -262,6 +261,34 @@ def fit(
     if info.is_main:
         write_json(out / "metrics.json", dict(summary, **paths))
     return dict(paths, metrics=summary)
+
+
+def check_labels_finite(data: GraphSet) -> None:
+    """Non-finite teacher labels are bad input, caught before training."""
+    bad = [_structure_name(g, i) for i, g in enumerate(data.graphs)
+           if not (torch.isfinite(g[keys.ENERGY]).all() and torch.isfinite(g[keys.FORCES]).all())]
+    if bad:
+        raise InputError(
+            f"{data.name} split: non-finite energy or forces in structure(s) {bad[:20]}; "
+            "relabel them or drop them from the dataset"
+        )
+
+
+def _structure_name(graph: dict, position: int) -> int:
+    if keys.STRUCTURE_INDEX in graph:
+        return int(graph[keys.STRUCTURE_INDEX][0])
+    return position
+
+
+def _diverged(what: str, run: dict, train: GraphSet, indices: list[int], out: Path,
+              lr: float) -> TrainingDiverged:
+    rows = sorted(_structure_name(train.graphs[i], i) for i in indices)
+    return TrainingDiverged(
+        f"{what} at epoch {run['epoch']}, step {run['step']}, batch {run['batch_in_epoch']} "
+        f"of the epoch (dataset structures {rows}); training stopped and the last good "
+        f"checkpoint in {out} is kept (resume with --resume after fixing). Check those "
+        f"structures (overlapping atoms, wrong labels) or lower lr (now {lr:.3g})"
+    )
 
 
 def _epoch_order(n: int, seed: int, epoch: int) -> list[int]:
