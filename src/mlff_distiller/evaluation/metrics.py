@@ -202,15 +202,21 @@ def spearman(x, y) -> float:
 
     ρ = cov(rank x, rank y) / (σ_rank x σ_rank y); ``nan`` when either is constant or n < 2.
     """
-    from scipy.stats import rankdata
-
     x, y = _pair(x, y, "spearman", ndim=1)
     if len(x) < 2:
         return math.nan
-    rx, ry = rankdata(x), rankdata(y)
+    rx, ry = _average_ranks(x), _average_ranks(y)
     rx, ry = rx - rx.mean(), ry - ry.mean()
     denom = math.sqrt(float(np.sum(rx**2) * np.sum(ry**2)))
     return float(np.sum(rx * ry) / denom) if denom > 0 else math.nan
+
+
+def _average_ranks(x: np.ndarray) -> np.ndarray:
+    """1-based ranks of ``x``; tied values share the mean of their ranks."""
+    ranks = np.empty(len(x))
+    ranks[np.argsort(x, kind="stable")] = np.arange(1, len(x) + 1)
+    _, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
+    return (np.bincount(inverse, weights=ranks) / counts)[inverse]
 
 
 def pairwise_order_agreement(x, y, tie_tolerance: float = 0.0) -> float:
