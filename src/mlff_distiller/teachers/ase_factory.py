@@ -39,8 +39,13 @@ class AseTeacher(Teacher):
         if not callable(factory):
             raise InputError(f"ASE teacher {spec!r}: module {module_name!r} has no callable "
                              f"{factory_name!r}")
-        calc = factory()
-        if not (hasattr(calc, "get_potential_energy") and hasattr(calc, "get_forces")):
+        try:
+            calc = factory()
+        except Exception as exc:  # noqa: BLE001 - the user's factory, reported as such
+            raise InputError(f"ASE teacher {spec!r}: {factory_name}() raised "
+                             f"{type(exc).__name__}: {exc}; it must take no arguments and "
+                             "return an ASE calculator") from None
+        if not (hasattr(calc, "get_property") and hasattr(calc, "get_forces")):
             raise InputError(f"ASE teacher {spec!r}: {factory_name}() returned "
                              f"{type(calc).__name__}, not an ASE calculator")
         self._calc = calc

@@ -86,6 +86,10 @@ class Teacher(abc.ABC):
         """
         results: list[Labels | LabelFailure] = []
         for k, atoms in enumerate(structures):
+            if not np.all(np.isfinite(atoms.positions)):
+                # some teachers silently drop such atoms from the neighbour graph
+                results.append(LabelFailure("non-finite positions"))
+                continue
             try:
                 labels = self.label_one(atoms)
                 if hessian_rows > 0:
