@@ -6,7 +6,10 @@ PYTHON  ?= python3.11
 PY      := $(VENV)/bin/python
 PIP     := $(PY) -m pip install --disable-pip-version-check -q -c constraints.txt
 DEMO_EXTRAS := sevennet
-TEST_EXTRAS := dev,sevennet,xtb,export,cluster
+TEST_EXTRAS := dev,sevennet,xtb,export,cluster,orb,mace
+# mace-torch pins e3nn==0.4.4 (sevenn needs >=0.5; MACE runs on 0.6): its deps come from the
+# [mace] extra, the package itself without deps.
+NODEPS_TEST := mace-torch==0.3.16
 
 .PHONY: demo test install-demo install-test clean
 
@@ -20,6 +23,7 @@ $(VENV)/.demo-installed: $(VENV)/bin/python pyproject.toml constraints.txt
 
 $(VENV)/.test-installed: $(VENV)/bin/python pyproject.toml constraints.txt
 	$(PIP) -e ".[$(TEST_EXTRAS)]"
+	$(PIP) --no-deps $(NODEPS_TEST)
 	touch $@
 
 install-demo: $(VENV)/.demo-installed
