@@ -91,3 +91,30 @@ def make_dataset(path: Path, n_per_molecule: int = 6, seed: int = 0, hessian_row
     train = sorted(set(ids) - set(val_molecules))
     write_splits(path, train, list(val_molecules))
     return path
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ddp_worker(rank: int, world: int, port: int, data: str, out: str, train: dict) -> None:
+    """One process of a gloo data-parallel run (``torch.multiprocessing.spawn`` target)."""
+    import os
+
+    import torch.distributed as dist
+
+    from mlff_distiller.training.config import TrainConfig
+    from mlff_distiller.training.trainer import train_student
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    try:
+        train_student(data, STUDENT_CONFIG, TrainConfig.from_dict(train), out)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()

@@ -60,10 +60,11 @@ def test_float64_training(dataset, tmp_path):
 
 def test_hessian_loss_trains_and_lowers_hessian_error(tmp_path):
     data = make_dataset(tmp_path / "h.h5", n_per_molecule=3, hessian_rows=2)
-    config = TrainConfig(max_epochs=3, hessian_weight=1.0, **QUICK)
+    config = TrainConfig(max_epochs=15, hessian_weight=1.0, lr=3e-3, **QUICK)
     result = train_student(data, STUDENT_CONFIG, config, tmp_path / "run")
     assert result["metrics"]["scales"]["hessian"] != 1.0  # measured from the stored rows
-    assert np.isfinite(result["metrics"]["best_val_force_mae"])
+    history = json.loads(open(result["log_json"]).read())
+    assert history[-1]["val_hessian_rmse"] < 0.7 * history[0]["val_hessian_rmse"]
 
 
 def test_existing_run_needs_resume(dataset, tmp_path):

@@ -151,9 +151,12 @@ def summarize_errors(sums: dict[str, float]) -> dict[str, float]:
     """MAE/RMSE from accumulated :func:`batch_errors` sums."""
     ns = max(sums["n_structures"], 1.0)
     nf = max(sums["n_force_components"], 1.0)
-    return {
+    out = {
         "energy_mae_per_atom": sums["energy_abs_per_atom"] / ns,
         "energy_rmse_per_atom": (sums["energy_sq_per_atom"] / ns) ** 0.5,
         "force_mae": sums["force_abs"] / nf,
         "force_rmse": (sums["force_sq"] / nf) ** 0.5,
     }
+    if sums.get("n_hessian", 0) > 0:
+        out["hessian_rmse"] = (sums["hessian_sq"] / sums["n_hessian"]) ** 0.5  # eV/Å^2
+    return out

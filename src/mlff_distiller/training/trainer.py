@@ -321,15 +321,37 @@ def evaluate(model, data: GraphSet, batch_size: int, info: dd.DistInfo) -> dict[
     indices = list(range(info.rank, len(data), info.world))
     for start in range(0, len(indices), batch_size):
         batch = data.batch(indices[start:start + batch_size], info.device)
+        errors = {}
         with torch.enable_grad():
+            if keys.HESSIAN_ROWS in batch:
+                errors = _hessian_errors(model, batch)
             prediction = model(batch, compute_forces=True)
-        for k, v in batch_errors(prediction, batch).items():
+        errors.update(batch_errors(prediction, batch))
+        for k, v in errors.items():
             totals[k] = totals.get(k, torch.zeros((), dtype=torch.float64)) + v.cpu()
     names = ["n_structures", "n_force_components", "energy_abs_per_atom",
-             "energy_sq_per_atom", "force_abs", "force_sq"]
+             "energy_sq_per_atom", "force_abs", "force_sq", "hessian_sq", "n_hessian"]
     flat = torch.stack([totals.get(k, torch.zeros((), dtype=torch.float64)) for k in names])
     flat = dd.all_reduce_sum(flat.to(info.device), info).cpu()
     return dict(zip(names, flat.tolist(), strict=True))
+
+
+def _hessian_errors(model, batch: dict) -> dict[str, torch.Tensor]:
+    """Sum of squared Hessian-row errors (eV/Å^2)^2 over each row's own structure."""
+    positions = batch[keys.POSITIONS].detach().requires_grad_(True)
+    graph = dict(batch, **{keys.POSITIONS: positions})
+    model.train()  # create_graph for the double backward; the model has no dropout/norm
+    try:
+        forces = model(graph, compute_forces=True)[keys.FORCES]
+        rows = student_hessian_rows(forces, positions, batch[keys.HESSIAN_ROW_INDEX],
+                                    batch[keys.BATCH]).detach()
+    finally:
+        model.eval()
+    row_structure = batch[keys.BATCH][torch.div(batch[keys.HESSIAN_ROW_INDEX], 3,
+                                                rounding_mode="floor")]
+    own = batch[keys.BATCH].repeat_interleave(3).unsqueeze(0) == row_structure.unsqueeze(1)
+    err = (rows.double() - batch[keys.HESSIAN_ROWS].double()) * own
+    return {"hessian_sq": (err**2).sum(), "n_hessian": own.sum().double()}
 
 
 def _train_metrics(run: dict) -> dict[str, float]:
