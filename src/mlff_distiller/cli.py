@@ -238,6 +238,83 @@ def data_export(
     _print_summary(export_extxyz(dataset, out, split=split), as_json, f"exported {dataset}")
 
 
+@app.command()
+def train(
+    dataset: str = typer.Argument(..., help="Labeled dataset (.h5) with train/val splits."),
+    preset: str = typer.Option("original", help="Student size: original, tiny, ultra-tiny."),
+    config: str = typer.Option(None, "--config", help="Training YAML (see configs/train.yaml)."),
+    out: str = typer.Option("runs/student", "--out", help="Run directory."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out."),
+    epochs: int = typer.Option(None, help="Override max_epochs."),
+    lr: float = typer.Option(None, help="Override the peak learning rate."),
+    batch_size: int = typer.Option(None, help="Override the global batch size."),
+    dtype: str = typer.Option(None, help="float32 (default) or float64."),
+    hessian_weight: float = typer.Option(None, help="Hessian-row loss weight (0 = off)."),
+    seed: int = typer.Option(None, help="Override the seed."),
+    overrides: Annotated[list[str], typer.Option("--set", help="Any option, key=value "
+                                                 "(repeatable), e.g. --set ema_decay=0.999")
+                         ] = None,
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Distil the dataset's teacher labels into a student (runs under torchrun for DDP)."""
+    from mlff_distiller.training.config import load_train_config
+    from mlff_distiller.training.trainer import train_student
+
+    options = dict(max_epochs=epochs, lr=lr, batch_size=batch_size, dtype=dtype,
+                   hessian_weight=hessian_weight, seed=seed)
+    explicit = [f"{k}={v}" for k, v in options.items() if v is not None]
+    train_config = load_train_config(config, explicit + list(overrides or []))
+    result = train_student(dataset, preset, train_config, out, resume=resume)
+    metrics = result["metrics"]
+    if as_json:
+        console.print_json(json.dumps(result, default=str))
+        return
+    final = metrics["final"]
+    console.print(
+        f"[bold]{preset}[/] ({metrics['parameters']:,} parameters): stopped by "
+        f"{metrics['stop_reason']} after {metrics['steps']} steps; best val force MAE "
+        f"{1000 * metrics['best_val_force_mae']:.2f} meV/Å, energy MAE "
+        f"{1000 * final['val_energy_mae_per_atom']:.2f} meV/atom; "
+        f"{metrics['structures_per_s']:.0f} structures/s"
+    )
+    console.print(f"best: {result['best_checkpoint']}  last: {result['last_checkpoint']}  "
+                  f"log: {result['log_csv']}")
+
+
+@app.command()
+def sweep(
+    dataset: str = typer.Argument(..., help="Labeled dataset (.h5)."),
+    hidden: str = typer.Option("32,64,128", help="Comma-separated hidden sizes."),
+    interactions: str = typer.Option("2,3", help="Comma-separated interaction counts."),
+    rbf: str = typer.Option("10,20", help="Comma-separated radial basis sizes."),
+    config: str = typer.Option(None, "--config", help="Training YAML shared by all points."),
+    out: str = typer.Option("runs/sweep", "--out", help="Sweep directory."),
+    overrides: Annotated[list[str], typer.Option("--set", help="Training option key=value "
+                                                 "(repeatable).")] = None,
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Train a grid of student sizes; write the accuracy-vs-speed Pareto table and figure."""
+    from mlff_distiller.training.config import load_train_config
+    from mlff_distiller.training.sweep import sweep_students
+
+    def ints(text: str, name: str) -> list[int]:
+        try:
+            return [int(x) for x in text.split(",") if x.strip()]
+        except ValueError:
+            raise InputError(f"--{name}: expected comma-separated integers, got {text!r}"
+                             ) from None
+
+    train_config = load_train_config(config, list(overrides or []))
+    result = sweep_students(dataset, ints(hidden, "hidden"), ints(interactions, "interactions"),
+                            ints(rbf, "rbf"), train_config, out)
+    if as_json:
+        console.print_json(json.dumps(result, default=str))
+        return
+    console.print(Path(result["table_md"]).read_text())
+    console.print(f"table: {result['table_md']}  json: {result['table_json']}  "
+                  f"figure: {result['figure']}")
+
+
 def main() -> None:
     """Console-script entry point: run the app, print user errors without a traceback."""
     try:
