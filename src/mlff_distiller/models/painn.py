@@ -90,7 +90,12 @@ def replace_config(config: PaiNNConfig, **changes) -> PaiNNConfig:
 
 
 class RadialBasis(nn.Module):
-    """Radial basis times cosine cutoff: (E,) distances in Å -> (E, n_rbf)."""
+    """Radial basis (E,) distances in Å -> (E, n_rbf), and the cosine cutoff (E, 1).
+
+    The cutoff multiplies the radial *filters* (after the filter network, bias included),
+    so every edge's message goes smoothly to exactly zero at ``cutoff`` and edges beyond it
+    (a Verlet list with a skin) contribute nothing.
+    """
 
     def __init__(self, n_rbf: int, cutoff: float, kind: str) -> None:
         super().__init__()
@@ -106,16 +111,17 @@ class RadialBasis(nn.Module):
         width = cutoff / max(n_rbf - 1, 1)
         self.gamma = 0.5 / width**2
 
-    def forward(self, distances: Tensor) -> Tensor:
+    def forward(self, distances: Tensor) -> tuple[Tensor, Tensor]:
         r = distances.unsqueeze(-1)
         if self.sin_basis:
             basis = torch.sin(r * self.freqs) / r
         else:
             basis = torch.exp(-self.gamma * (r - self.freqs) ** 2)
-        # cosine cutoff 0.5 (cos(pi r / rc) + 1) for r < rc; edges are built within rc
-        envelope = 0.5 * (torch.cos(r * (math.pi / self.cutoff)) + 1.0)
-        envelope = envelope * (r < self.cutoff).to(r.dtype)
-        return basis * envelope
+        # cosine cutoff 0.5 (cos(pi r / rc) + 1) for r < rc, 0 beyond
+        envelope = torch.where(
+            r < self.cutoff, 0.5 * torch.cos(r * (math.pi / self.cutoff)) + 0.5, 0.0
+        )
+        return basis, envelope
 
 
 class MessageBlock(nn.Module):
@@ -123,6 +129,10 @@ class MessageBlock(nn.Module):
 
     ds_i = sum_j phi_s(s_j) * W_s(r_ij)
     dv_i = sum_j v_j * phi_vv(s_j) * W_vv(r_ij) + r_hat_ij * phi_vs(s_j) * W_vs(r_ij)
+
+    Gathers use ``index_select`` (its backward is one ``index_add_``) and scalar and vector
+    messages are summed by one ``index_add_``. ``first=True`` skips the v_j term, which is
+    zero before the first interaction.
     """
 
     def __init__(self, hidden: int) -> None:
@@ -140,11 +150,14 @@ class MessageBlock(nn.Module):
         unit_vectors: Tensor,  # (E, 3)
         centre: Tensor,  # (E,) index i
         neighbour: Tensor,  # (E,) index j
+        first: bool = False,
     ) -> tuple[Tensor, Tensor]:
         f = self.hidden
-        x = self.context(s)[neighbour] * filters  # (E, 3F)
+        x = torch.index_select(self.context(s), 0, neighbour) * filters  # (E, 3F)
         ds, dvv, dvs = torch.split(x, f, dim=-1)
-        dv = dvv.unsqueeze(1) * v[neighbour] + dvs.unsqueeze(1) * unit_vectors.unsqueeze(2)
+        dv = dvs.unsqueeze(1) * unit_vectors.unsqueeze(2)  # (E, 3, F)
+        if not first:
+            dv = dv + dvv.unsqueeze(1) * torch.index_select(v, 0, neighbour)
         # one scatter for scalars and vectors together: (E, 4F) -> (N, 4F)
         messages = torch.cat([ds, dv.reshape(-1, 3 * f)], dim=1)
         summed = torch.zeros(
@@ -186,7 +199,9 @@ class EnergyReadout(nn.Module):
 
     def __init__(self, hidden: int) -> None:
         super().__init__()
-        self.mlp = nn.Sequential(nn.Linear(hidden, hidden // 2), nn.SiLU(), nn.Linear(hidden // 2, 1))
+        self.mlp = nn.Sequential(
+            nn.Linear(hidden, hidden // 2), nn.SiLU(), nn.Linear(hidden // 2, 1)
+        )
 
     def forward(self, s: Tensor) -> Tensor:
         return self.mlp(s).squeeze(-1)
@@ -229,32 +244,54 @@ class PaiNN(nn.Module):
         """(N,) atomic numbers -> (N,) row in the element table (-1 when unknown)."""
         return self.z_to_index[atomic_numbers]
 
-    def atomic_energies(self, graph: dict[str, Tensor]) -> Tensor:
-        """Per-atom energies (N,) in eV for a flat graph."""
-        positions = graph[keys.POSITIONS]
-        species = self.z_to_index[graph[keys.ATOMIC_NUMBERS]]
-        edge_index = graph[keys.EDGE_INDEX]
-        centre, neighbour = edge_index[0], edge_index[1]
+    def edge_vectors(self, graph: dict[str, Tensor]) -> Tensor:
+        """r_ij = r_j - r_i + edge_shift @ cell, (E, 3) in Å.
 
-        vectors = positions[neighbour] - positions[centre]  # (E, 3)
+        Graphs without ``edge_shift`` (molecules) skip the cell term.
+        """
+        positions = graph[keys.POSITIONS]
+        edge_index = graph[keys.EDGE_INDEX]
+        vectors = torch.index_select(positions, 0, edge_index[1]) - torch.index_select(
+            positions, 0, edge_index[0]
+        )
         if keys.EDGE_SHIFT in graph:
-            cell = graph[keys.CELL][graph[keys.BATCH][centre]]  # (E, 3, 3)
+            cell = graph[keys.CELL][graph[keys.BATCH][edge_index[0]]]  # (E, 3, 3)
             vectors = vectors + torch.bmm(graph[keys.EDGE_SHIFT].unsqueeze(1), cell).squeeze(1)
+        return vectors
+
+    def scalar_features(
+        self, species: Tensor, vectors: Tensor, centre: Tensor, neighbour: Tensor
+    ) -> Tensor:
+        """Final scalar features (N, F) from element rows (N,) and edge vectors (E, 3) Å."""
         distances = torch.linalg.vector_norm(vectors, dim=-1)  # (E,)
         unit_vectors = vectors / distances.unsqueeze(-1)
-        filters = self.filter_net(self.radial_basis(distances))  # (E, n_filters * 3F)
-        per_block = 3 * self.hidden
+        basis, envelope = self.radial_basis(distances)
+        # filter_net(basis) * envelope as one GEMM: [basis * env, env] @ [W, b]^T, so no
+        # elementwise pass (and its backward) over the large (E, n_filters * 3F) tensor
+        weight = torch.cat([self.filter_net.weight, self.filter_net.bias.unsqueeze(1)], dim=1)
+        filters = torch.mm(torch.cat([basis * envelope, envelope], dim=1), weight.t())
+        blocks = torch.split(filters, 3 * self.hidden, dim=1)
 
         s = self.embedding(species)  # (N, F)
         v = torch.zeros(s.shape[0], 3, self.hidden, dtype=s.dtype, device=s.device)
-        for k, (message, mixing) in enumerate(zip(self.messages, self.mixings)):
-            start = 0 if self.shared_filters else k * per_block
-            s, v = message(
-                s, v, filters[:, start : start + per_block], unit_vectors, centre, neighbour
-            )
+        # zip without strict=: TorchScript does not know it; both lists have n_interactions
+        for k, (message, mixing) in enumerate(zip(self.messages, self.mixings)):  # noqa: B905
+            w = blocks[0] if self.shared_filters else blocks[k]
+            s, v = message(s, v, w, unit_vectors, centre, neighbour, k == 0)
             s, v = mixing(s, v)
-        network = self.readout(s) - self.isolated_atom_outputs()[species]
-        return network * self.energy_scale + self.element_energies[species]
+        return s
+
+    def atom_offsets(self) -> Tensor:
+        """Per-element constant (n_elements,) eV: reference - scale * isolated-atom readout."""
+        return self.element_energies - self.energy_scale * self.isolated_atom_outputs()
+
+    def atomic_energies(self, graph: dict[str, Tensor]) -> Tensor:
+        """Per-atom energies (N,) in eV for a flat graph."""
+        species = self.z_to_index[graph[keys.ATOMIC_NUMBERS]]
+        edge_index = graph[keys.EDGE_INDEX]
+        vectors = self.edge_vectors(graph)
+        s = self.scalar_features(species, vectors, edge_index[0], edge_index[1])
+        return self.readout(s) * self.energy_scale + self.atom_offsets()[species]
 
     def isolated_atom_outputs(self) -> Tensor:
         """Readout (n_elements,) of each element's atom with no neighbours.
