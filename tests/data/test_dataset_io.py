@@ -102,3 +102,11 @@ def test_other_schema_version_and_missing_split_are_refused(labeled, tmp_path):
     with pytest.raises(InputError, match="mlffd data split"):
         LabeledDataset(labeled[0], split="train")
     np.testing.assert_equal(LabeledDataset(labeled[0]).molecule_ids.dtype, np.int64)
+
+
+def test_loader_worker_processes_read_the_same_batches(labeled):
+    ds = LabeledDataset(labeled[0], cutoff=4.0)
+    single = [b[keys.FORCES] for b in make_loader(ds, batch_size=4, shuffle=False)]
+    workers = [b[keys.FORCES] for b in make_loader(ds, batch_size=4, shuffle=False,
+                                                   num_workers=1)]
+    assert all(torch.equal(a, b) for a, b in zip(single, workers, strict=True))

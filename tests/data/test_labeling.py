@@ -158,3 +158,29 @@ def test_ray_cluster_on_loopback_equals_serial(serial, pool, tmp_path):
     assert summary["backend"] == "ray" and summary["workers"] == 2
     _assert_same_labels(_labels(out)[0], _labels(serial[0])[0])
     assert summary["content_hash"] == serial[1]["content_hash"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("spec", ["xtb", "sevennet"])
+def test_real_teacher_spec_labels_match_the_teacher(spec, tmp_path):
+    from ase.build import molecule
+
+    from mlff_distiller.teachers import load_teacher
+
+    pytest.importorskip({"xtb": "tblite", "sevennet": "sevenn"}[spec])
+    structures = [molecule(name) for name in ("H2O", "CH4", "CH3OH")]
+    for k, atoms in enumerate(structures):
+        atoms.info["molecule_id"] = k
+    pool = write_pool(tmp_path / "pool.extxyz", structures)
+    summary = label_structures(pool, spec, tmp_path / "d.h5", chunk_size=2, hessian_rows=1,
+                               progress=False)
+    block, failures, attrs = _labels(tmp_path / "d.h5")
+    teacher = load_teacher(spec)
+    assert summary["n_labeled"] == 3 and not failures and attrs["teacher"] == teacher.name
+    import ase.io
+
+    direct = teacher.label(ase.io.read(pool, index=":"), hessian_rows=1, seed=0)
+    np.testing.assert_allclose(block.energy, [d.energy for d in direct], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(block.forces, np.concatenate([d.forces for d in direct]),
+                               atol=1e-5)
+    assert block.hessian_count.tolist() == [1, 1, 1]

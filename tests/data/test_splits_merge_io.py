@@ -40,6 +40,9 @@ def test_ratio_split_is_by_molecule_seeded_and_complete(many_molecules):
                 ids["val"] & ids["test"])
     assert sum(len(ds) for ds in parts.values()) == 60  # every frame in exactly one split
     assert len(parts["val"]) == 6  # all 3 frames of each of its 2 molecules
+    for ds in parts.values():
+        seen = torch.cat([ds[i][keys.ATOMIC_NUMBERS] for i in range(len(ds))]).unique()
+        assert ds.elements == tuple(seen.tolist())
     assert parts["val"][0][keys.STRUCTURE_INDEX].item() in range(60)
     assert parts["train"].content_hash == before  # splits do not change the labels
     again = assign_by_ratio(np.arange(20), (0.8, 0.1, 0.1), seed=0)

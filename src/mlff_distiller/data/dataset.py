@@ -71,13 +71,9 @@ class LabeledDataset(Dataset):
                 row0 = np.concatenate([[0], np.cumsum(count)[:-1]])
                 value0 = np.concatenate([[0], np.cumsum(count * 3 * s["n_atoms"][:])[:-1]])
                 self._hessian = (count[rows], row0[rows], value0[rows])
-            numbers = f["atoms"]["atomic_numbers"]
-            if split is None:
-                present = _unique_streamed(numbers)
-            else:
-                present = set()
-                for start, n in zip(self._offset, self._n_atoms, strict=True):
-                    present.update(np.unique(numbers[int(start):int(start + n)]).tolist())
+            in_split = np.zeros(len(all_molecules), bool)
+            in_split[rows] = True
+            present = _elements_present(f["atoms"]["atomic_numbers"], s["n_atoms"][:], in_split)
             self.elements: tuple[int, ...] = tuple(sorted(int(z) for z in present))
         self._file = None
         self._pid = None
@@ -151,10 +147,18 @@ def _all_finite_stress(ds) -> bool:
     return ds.shape[0] > 0
 
 
-def _unique_streamed(ds, window: int = 1 << 20) -> set[int]:
+def _elements_present(numbers, n_atoms: np.ndarray, selected: np.ndarray,
+                      window: int = 65536) -> set[int]:
+    """Atomic numbers of the selected structures, streaming ``window`` structures at a time."""
     present: set[int] = set()
-    for start in range(0, ds.shape[0], window):
-        present.update(np.unique(ds[start:start + window]).tolist())
+    first = 0
+    for start in range(0, len(n_atoms), window):
+        counts = n_atoms[start:start + window]
+        last = first + int(counts.sum())
+        chunk = numbers[first:last]
+        mask = np.repeat(selected[start:start + window], counts)
+        present.update(np.unique(chunk[mask]).tolist())
+        first = last
     return present
 
 
