@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import h5py
 import numpy as np
 import torch
 from ase import Atoms
@@ -17,6 +16,7 @@ from ase.build import molecule
 from mlff_distiller import keys
 from mlff_distiller.data.dataset import write_dataset
 from mlff_distiller.data.graph import atoms_to_graph
+from mlff_distiller.data.splits import split_dataset
 from mlff_distiller.models.painn import PaiNNConfig
 from mlff_distiller.models.presets import build_student
 from mlff_distiller.teachers.base import Labels
@@ -72,16 +72,6 @@ def rattled(n_per_molecule: int = 6, seed: int = 0, names=MOLECULES,
     return structures, ids
 
 
-def write_splits(path: Path, train: list[int], val: list[int]) -> None:
-    """Write /splits/train and /splits/val (molecule ids), as the dataset schema documents."""
-    with h5py.File(path, "a") as f:
-        group = f.require_group("splits")
-        for name, ids in (("train", train), ("val", val)):
-            if name in group:
-                del group[name]
-            group.create_dataset(name, data=np.asarray(ids, np.int64))
-
-
 def make_dataset(path: Path, n_per_molecule: int = 6, seed: int = 0, hessian_rows: int = 0,
                  names=MOLECULES, val_molecules=(2,)) -> Path:
     """A labelled dataset with a molecule-level train/val split (val = ``val_molecules``)."""
@@ -89,7 +79,7 @@ def make_dataset(path: Path, n_per_molecule: int = 6, seed: int = 0, hessian_row
     labels = teacher_labels(make_teacher(), structures, hessian_rows, seed)
     write_dataset(path, structures, labels, ids, metadata={"teacher": "test:random-painn"})
     train = sorted(set(ids) - set(val_molecules))
-    write_splits(path, train, list(val_molecules))
+    split_dataset(path, ratios=None, train_ids=train, val_ids=list(val_molecules), test_ids=[])
     return path
 
 
