@@ -99,17 +99,28 @@ class GenerateConfig:
         return _build(cls, data, "generate config")
 
     @classmethod
-    def from_yaml(cls, path: str | Path, **overrides: Any) -> GenerateConfig:
-        """Load a YAML file; ``overrides`` (non-None values) replace top-level keys."""
-        import yaml
+    def load(cls, path: str | Path | None = None,
+             overrides: dict[str, Any] | None = None) -> GenerateConfig:
+        """YAML file (optional) plus overrides; override keys may be dotted (``md.steps``)
+        and ``None`` values are ignored (an unset CLI option)."""
+        data: dict[str, Any] = {}
+        if path is not None:
+            import yaml
 
-        path = Path(path)
-        if not path.is_file():
-            raise InputError(f"generate config {path}: no such file")
-        data = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(data, dict):
-            raise InputError(f"generate config {path}: expected a mapping of options")
-        data.update({k: v for k, v in overrides.items() if v is not None})
+            path = Path(path)
+            if not path.is_file():
+                raise InputError(f"generate config {path}: no such file")
+            data = yaml.safe_load(path.read_text()) or {}
+            if not isinstance(data, dict):
+                raise InputError(f"generate config {path}: expected a mapping of options")
+        for key, value in (overrides or {}).items():
+            if value is None:
+                continue
+            section, _, name = key.rpartition(".")
+            target = data.setdefault(section, {}) if section else data
+            if not isinstance(target, dict):
+                raise InputError(f"generate config: {section!r} must be a mapping")
+            target[name] = value
         return cls.from_dict(data)
 
     def to_dict(self) -> dict[str, Any]:
