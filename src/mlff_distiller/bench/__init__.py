@@ -1,1 +1,5 @@
-"""bench stage of mlff-distiller."""
+"""bench stage: latency / throughput of students (every export format) and the teacher."""
+
+from mlff_distiller.bench.runner import FORMATS, benchmark
+
+__all__ = ["FORMATS", "benchmark"]
