@@ -2,8 +2,9 @@
 
 For each student x format x thread count x batch size: the neighbour list (``atoms_to_graph``)
 and the model call (energy + forces + stress) are timed separately; warm-up calls are
-excluded and the median of ``repeats`` is reported. Peak memory is the rise of the process's
-resident high-water mark during one call (Linux ``/proc``; CUDA: allocator peak). Never
+excluded and the median of ``repeats`` is reported. ``memory_mb`` is the rise of the
+process's resident high-water mark during one call (Linux ``/proc``; 0 when freed memory is
+reused; CUDA: allocator peak), ``process_peak_rss_mb`` the whole process's peak. Never
 asserts on time: it measures and writes JSON + a plot.
 """
 
