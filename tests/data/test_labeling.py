@@ -184,3 +184,8 @@ def test_real_teacher_spec_labels_match_the_teacher(spec, tmp_path):
     np.testing.assert_allclose(block.forces, np.concatenate([d.forces for d in direct]),
                                atol=1e-5)
     assert block.hessian_count.tolist() == [1, 1, 1]
+
+
+def test_worker_that_cannot_load_the_teacher_reports_why(pool, tmp_path):
+    with pytest.raises(InputError, match="needs a model file"):
+        label_structures(pool, "mace", tmp_path / "d.h5", workers=2, progress=False)

@@ -46,17 +46,26 @@ def describe(teacher) -> TeacherInfo:
 
 # --- local worker processes --------------------------------------------------------------
 _WORKER_TEACHER = None
+_WORKER_BARRIER = None
 
 
-def _init_worker(teacher, weights, device, threads: int) -> None:
-    global _WORKER_TEACHER
+def _init_worker(teacher, weights, device, threads: int, barrier) -> None:
+    global _WORKER_TEACHER, _WORKER_BARRIER
     import torch
 
     torch.set_num_threads(max(1, threads))
-    _WORKER_TEACHER = build_teacher(teacher, weights, device)
+    _WORKER_BARRIER = barrier
+    try:
+        _WORKER_TEACHER = build_teacher(teacher, weights, device)
+    except Exception as exc:  # noqa: BLE001 - re-raised with its message by _worker_ready
+        _WORKER_TEACHER = exc
 
 
-def _worker_describe() -> TeacherInfo:
+def _worker_ready(timeout: float) -> TeacherInfo:
+    # blocks until every worker holds a task, forcing all of them to start and load a teacher
+    _WORKER_BARRIER.wait(timeout)
+    if isinstance(_WORKER_TEACHER, Exception):
+        raise _WORKER_TEACHER
     return describe(_WORKER_TEACHER)
 
 
@@ -94,12 +103,15 @@ class ProcessExecutor:
 
         threads = max(1, (os.cpu_count() or 1) // workers)
         self.n_workers = workers
+        context = multiprocessing.get_context("spawn")
         self.pool = ProcessPoolExecutor(
-            max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-            initializer=_init_worker, initargs=(teacher, weights, device, threads))
+            max_workers=workers, mp_context=context, initializer=_init_worker,
+            initargs=(teacher, weights, device, threads, context.Barrier(workers)))
 
-    def describe(self) -> TeacherInfo:
-        return self.pool.submit(_worker_describe).result()
+    def describe(self, timeout: float = 1800.0) -> TeacherInfo:
+        """Start every worker (each loads its teacher) and describe the teacher."""
+        futures = [self.pool.submit(_worker_ready, timeout) for _ in range(self.n_workers)]
+        return [f.result() for f in futures][0]
 
     def run(self, chunks: Iterator[Chunk], hessian_rows: int) -> Iterator[tuple[int, list]]:
         pending = {}

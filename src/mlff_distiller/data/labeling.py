@@ -159,6 +159,8 @@ def label_structures(
         executor = make_executor(teacher, workers, ray_address, teacher_weights, device)
         try:
             info = executor.describe()
+            startup = time.perf_counter() - start
+            start = time.perf_counter()
             _check_elements(info, [structures[i] for i in indices])
             _check_done_chunks(parts, len(chunks), todo, info)
             meta = {"teacher": info.name, "teacher_version": info.version, "job": job,
@@ -178,6 +180,7 @@ def label_structures(
     shutil.rmtree(parts, ignore_errors=True)
     summary = _summary(out, job, n_new=n_new, seconds=seconds, resumed=len(chunks) - len(todo),
                        backend=executor.backend, workers=executor.n_workers)
+    summary["startup_seconds"] = round(startup, 3)  # starting workers and loading teachers
     write_json(summary_path(out), summary)
     return summary
 
@@ -320,7 +323,7 @@ def _summary(out: Path, job: dict, n_new: int, seconds: float, resumed: int, bac
         "n_atoms": int(meta["n_atoms"]),
         "failures": [{"index": i, "reason": r} for i, r in failures[:50]],
         "n_labeled_this_run": n_new, "chunks_resumed": resumed, "backend": backend,
-        "workers": workers, "seconds": round(seconds, 3),
+        "workers": workers, "seconds": round(seconds, 3),  # labeling and writing chunks
         "structures_per_second": round(n_new / seconds, 3) if seconds > 0 else None,
         "content_hash": meta["content_hash"],
     }
