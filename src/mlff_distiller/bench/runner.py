@@ -52,7 +52,9 @@ def benchmark(
         repeats: timed calls per configuration (median reported).
         out_dir: exports, ``benchmark.json`` and ``benchmark.png`` go here.
 
-    Returns the benchmark dict (also written to ``out_dir/benchmark.json``).
+    Returns the benchmark dict (also written to ``out_dir/benchmark.json``); each student's
+    fastest run is also written in the prototype's shape (``{model, device, benchmarks,
+    summary}``) to ``out_dir/<student>.benchmark.json`` for its model card.
     """
     formats = [f.strip().lower() for f in formats]
     bad = sorted(set(formats) - set(FORMATS))
@@ -108,6 +110,14 @@ def benchmark(
         torch.set_num_threads(saved_threads)
     _add_speedups(result)
     write_json(out / "benchmark.json", result)
+    result["per_model"] = {}
+    for path, _ in students:
+        name = path.name.removesuffix(".safetensors")
+        best = max((r for r in result["results"] if r["model"] == name),
+                   key=lambda r: r["summary"]["peak_throughput"])
+        shaped = dict(best, device=f"{result['device']} ({best['format']}, "
+                      f"{best['threads']} threads)", structure=result["structure"])
+        result["per_model"][name] = str(write_json(out / f"{name}.benchmark.json", shaped))
     from mlff_distiller.bench.plot import plot_benchmark
 
     plot_benchmark(result, out / "benchmark.png")
@@ -240,7 +250,7 @@ def _add_speedups(result: dict[str, Any]) -> None:
             entry["speedup_vs_teacher"] = (
                 entry["end_to_end_samples_per_sec"] / ref["throughput_samples_per_sec"]
             )
-        run["summary"]["peak_speedup_vs_teacher"] = max(
+        run["summary"]["teacher_speedup"] = max(
             e["speedup_vs_teacher"] for e in run["benchmarks"]
         )
 
