@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from ase import Atoms
 
 from mlff_distiller.errors import InputError
@@ -30,8 +29,8 @@ def load_starts(molecules: Sequence[Atoms | str], conformers: int = 3,
     """Resolve ``molecules`` into starting geometries.
 
     Each entry is an ``ase.Atoms``, the path of a structure file ASE can read (every frame is
-    a start; frames with the same formula form one group), or a SMILES string (embedded
-    with RDKit ETKDG into ``conformers`` conformers, MMFF-relaxed when MMFF knows it).
+    a start; frames with the same formula form one group), or a SMILES string (``conformers``
+    conformers from :func:`mlff_distiller.structures.sources.embed_conformers`).
     """
     if isinstance(molecules, (str, Atoms)):
         molecules = [molecules]
@@ -69,24 +68,17 @@ def _from_file(path: Path) -> list[Start]:
 
 
 def _from_smiles(smiles: str, conformers: int, seed: int) -> list[Start]:
-    from rdkit import Chem, RDLogger
-    from rdkit.Chem import AllChem
+    from rdkit import RDLogger
+
+    from mlff_distiller.structures.sources import embed_conformers
 
     RDLogger.DisableLog("rdApp.*")
-    mol = Chem.MolFromSmiles(smiles)
-    if mol is None:
-        raise InputError(f"{smiles!r} is neither an existing file nor a valid SMILES string")
-    mol = Chem.AddHs(mol)
-    params = AllChem.ETKDGv3()
-    params.randomSeed = int(seed)
-    ids = list(AllChem.EmbedMultipleConfs(mol, numConfs=int(conformers), params=params))
-    if not ids:
-        raise InputError(f"SMILES {smiles!r}: RDKit could not embed a 3D conformer")
-    if AllChem.MMFFHasAllMoleculeParams(mol):
-        AllChem.MMFFOptimizeMoleculeConfs(mol, maxIters=500)
-    numbers = np.array([a.GetAtomicNum() for a in mol.GetAtoms()])
-    return [Start(Atoms(numbers=numbers, positions=mol.GetConformer(c).GetPositions()),
-                  f"{smiles}[{i}]", smiles) for i, c in enumerate(ids)]
+    try:
+        frames = embed_conformers(smiles, int(conformers), seed=seed)
+    except ValueError as exc:
+        raise InputError(f"{smiles!r} is neither an existing file nor a usable SMILES "
+                         f"string ({exc})") from None
+    return [Start(a, f"{smiles}[{i}]", smiles) for i, a in enumerate(frames)]
 
 
 def check_elements(starts: Sequence[Start], elements: Sequence[int], who: str) -> None:
