@@ -75,7 +75,8 @@ def normal_mode_samples(atoms: Atoms, teacher: Teacher, n: int, temperature: flo
     """Thermal displacements along the teacher's normal modes at ``temperature`` (K).
 
     The geometry is first relaxed with the teacher (BFGS, ``relax_steps`` at most). With the
-    mass-weighted Hessian H_m = M^-1/2 H M^-1/2 = sum_k lambda_k v_k v_k^T, each mode with
+    mass-weighted Hessian H_m = M^-1/2 H M^-1/2, with rigid translations and rotations
+    projected out, = sum_k lambda_k v_k v_k^T, each mode with
     frequency above ``min_frequency_cm`` gets a coordinate q_k ~ N(0, s_k^2) with
     s_k^2 = kT / lambda_k (classical) or (hbar w_k / 2) coth(hbar w_k / 2kT) / lambda_k
     (quantum, the default); the displacement is dx = M^-1/2 sum_k q_k v_k.
@@ -91,7 +92,9 @@ def normal_mode_samples(atoms: Atoms, teacher: Teacher, n: int, temperature: flo
     hessian = teacher.hessian_rows(relaxed, np.arange(n_coords))
     hessian = 0.5 * (hessian + hessian.T)
     inv_sqrt_m = np.repeat(1.0 / np.sqrt(relaxed.get_masses()), 3)
-    eigval, eigvec = np.linalg.eigh(hessian * inv_sqrt_m[:, None] * inv_sqrt_m[None, :])
+    projector = _rigid_body_projector(relaxed)
+    weighted = hessian * inv_sqrt_m[:, None] * inv_sqrt_m[None, :]
+    eigval, eigvec = np.linalg.eigh(projector @ weighted @ projector)
     # hbar * omega in eV for eigenvalues in eV / (Å^2 amu), as in ase.vibrations
     to_ev = units._hbar * 1e10 / np.sqrt(units._e * units._amu)
     energies = to_ev * np.sqrt(np.clip(eigval, 0.0, None))
@@ -121,13 +124,16 @@ def teacher_md(atoms: Atoms, teacher: Teacher, steps: int, stride: int, temperat
         stride: keep one frame every ``stride`` steps (the start is not kept).
     """
     from ase.constraints import FixCom
+    from ase.md import velocitydistribution as velocities
     from ase.md.langevin import Langevin
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
 
     moving = bare(atoms)
     moving.calc = teacher.calculator()
-    MaxwellBoltzmannDistribution(moving, temperature_K=temperature, rng=rng)
-    Stationary(moving)
+    # ASE >= 3.27 renamed MaxwellBoltzmannDistribution to thermalize_momenta
+    thermalize = getattr(velocities, "thermalize_momenta",
+                         velocities.MaxwellBoltzmannDistribution)
+    thermalize(moving, temperature_K=temperature, rng=rng)
+    velocities.Stationary(moving)
     moving.set_constraint(FixCom())
     dyn = Langevin(moving, timestep=timestep * units.fs, temperature_K=temperature,
                    friction=friction / units.fs, fixcm=False, rng=rng)
@@ -139,6 +145,20 @@ def teacher_md(atoms: Atoms, teacher: Teacher, steps: int, stride: int, temperat
         out.append((bare(moving), {"temperature": float(temperature), "step": done,
                                     "timestep_fs": float(timestep)}))
     return out
+
+
+def _rigid_body_projector(atoms: Atoms) -> np.ndarray:
+    """(3n, 3n) projector removing rigid translations and rotations in mass-weighted
+    coordinates (Eckart conditions); linear molecules lose only the rotations that exist."""
+    sqrt_m = np.sqrt(atoms.get_masses())
+    centred = atoms.positions - atoms.get_center_of_mass()
+    vectors = []
+    for axis in np.eye(3):
+        vectors.append((sqrt_m[:, None] * axis[None, :]).ravel())
+        vectors.append((sqrt_m[:, None] * np.cross(axis, centred)).ravel())
+    basis, singular, _ = np.linalg.svd(np.array(vectors).T, full_matrices=False)
+    basis = basis[:, singular > 1e-6 * singular.max()]
+    return np.eye(3 * len(atoms)) - basis @ basis.T
 
 
 def bare(atoms: Atoms) -> Atoms:
