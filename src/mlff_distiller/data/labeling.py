@@ -173,9 +173,9 @@ def label_structures(
                 for k, results in executor.run(work, hessian_rows):
                     _write_chunk(parts, k, chunks[k], structures, results, mol_ids, meta)
                     advance(len(chunks[k]))
+            seconds = time.perf_counter() - start
         finally:
             executor.close()
-        seconds = time.perf_counter() - start
         _assemble(parts, out, len(chunks), meta)
     shutil.rmtree(parts, ignore_errors=True)
     summary = _summary(out, job, n_new=n_new, seconds=seconds, resumed=len(chunks) - len(todo),
