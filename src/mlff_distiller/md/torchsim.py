@@ -1,0 +1,148 @@
+"""torch-sim adapter: a student as a ``torch_sim`` ``ModelInterface``, and batched NVT.
+
+Needs the ``torchsim`` extra (``pip install -c constraints.txt 'mlff-distiller[torchsim]'``,
+torch-sim-atomistic 0.3.x). Neighbour lists come from :mod:`mlff_distiller.data.graph`
+(vesin, on CPU); energy, forces and stress from the student's autograd wrapper. Stress uses
+ASE's sign convention (1/V dE/dstrain), as torch-sim does; it is zero for non-periodic
+systems.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from mlff_distiller import keys
+from mlff_distiller.data.graph import collate, structure_graph
+from mlff_distiller.errors import InputError
+from mlff_distiller.models.forces import ForceField
+
+try:
+    import torch_sim as ts
+    from torch_sim.models.interface import ModelInterface
+except ImportError:  # the class below needs torch-sim; the error names the extra
+    ts = None
+    ModelInterface = torch.nn.Module
+
+
+def _require() -> None:
+    if ts is None:
+        raise InputError(
+            "the torch-sim adapter needs torch-sim-atomistic: "
+            "pip install -c constraints.txt 'mlff-distiller[torchsim]'"
+        )
+
+
+class StudentModel(ModelInterface):
+    """A student for torch-sim: ``forward(state)`` -> energy (B,), forces (N, 3), stress (B, 3, 3).
+
+    Args:
+        student: a student or a checkpoint path.
+        device: torch device (default CPU).
+        dtype: float dtype of the simulation (torch-sim defaults to float64).
+        compute_stress: also return stress (needed by NPT / cell relaxation).
+    """
+
+    def __init__(
+        self,
+        student: ForceField | str | os.PathLike,
+        device: str | torch.device | None = None,
+        dtype: torch.dtype = torch.float64,
+        compute_stress: bool = True,
+        compute_forces: bool = True,
+    ) -> None:
+        _require()
+        super().__init__()
+        if not isinstance(student, ForceField):
+            from mlff_distiller.models.checkpoint import load_student
+
+            student = load_student(student)
+        self._device = torch.device(device or "cpu")
+        self._dtype = dtype
+        self._compute_stress = bool(compute_stress)
+        self._compute_forces = bool(compute_forces)
+        self._memory_scales_with = "n_atoms_x_density"
+        self.model = student.to(device=self._device, dtype=dtype).eval()
+
+    def forward(self, state: Any, **kwargs) -> dict[str, torch.Tensor]:
+        if isinstance(state, dict):
+            state = ts.SimState(**state, masses=torch.ones_like(state["positions"]))
+        state = state.to(self._device) if state.device != self._device else state
+        pbc = torch.as_tensor(state.pbc, dtype=torch.bool).reshape(-1).expand(3)
+        graphs = []
+        for b in range(state.n_systems):
+            mask = state.system_idx == b
+            graphs.append(structure_graph(
+                state.atomic_numbers[mask].cpu().numpy(),
+                state.positions[mask].detach().cpu().numpy(),
+                state.row_vector_cell[b].detach().cpu().numpy(),
+                pbc.cpu().numpy(),
+                self.model.cutoff,
+                dtype=self._dtype,
+                name=f"torch-sim system {b}",
+                elements=self.model.elements,
+            ))
+        graph = {k: v.to(self._device) for k, v in collate(graphs).items()}
+        order = torch.argsort(state.system_idx, stable=True)
+        graph[keys.POSITIONS] = state.positions[order].detach().to(self._dtype)
+        graph[keys.CELL] = state.row_vector_cell.detach().to(self._dtype)
+        want_stress = self._compute_stress and bool(pbc.all())
+        out = self.model(graph, compute_forces=self._compute_forces, compute_stress=want_stress)
+        result = {"energy": out[keys.ENERGY].detach()}
+        if self._compute_forces:
+            forces = torch.empty_like(out[keys.FORCES])
+            forces[order] = out[keys.FORCES].detach()
+            result["forces"] = forces
+        if self._compute_stress:
+            result["stress"] = (out[keys.STRESS].detach() if want_stress else
+                                torch.zeros(state.n_systems, 3, 3, dtype=self._dtype,
+                                            device=self._device))
+        return result
+
+
+def run_nvt(
+    student: ForceField | str | os.PathLike,
+    structures: Sequence,
+    steps: int = 100,
+    temperature: float = 300.0,
+    timestep_fs: float = 0.5,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Batched Langevin NVT of several structures at once with torch-sim.
+
+    Args:
+        student: a student or checkpoint path.
+        structures: ASE ``Atoms`` of any sizes with the same ``pbc`` (torch-sim needs one
+            pbc per batch), simulated together as one batch.
+        steps: MD steps; timestep_fs: fs; temperature: K.
+
+    Returns the final ASE structures and each system's final temperature (K) and energy (eV).
+    """
+    _require()
+    if not structures:
+        raise InputError("run_nvt: no structures given")
+    model = StudentModel(student)
+    torch.manual_seed(seed)
+    state = ts.io.atoms_to_state(list(structures), model.device, model.dtype)
+    final = ts.integrate(
+        system=state,
+        model=model,
+        integrator=ts.nvt_langevin,
+        n_steps=int(steps),
+        temperature=float(temperature),
+        timestep=float(timestep_fs) * 1e-3 * ts.units.MetalUnits.time,  # metal time unit: ps
+    )
+    kt = ts.calc_kT(masses=final.masses, momenta=final.momenta, system_idx=final.system_idx)
+    kelvin = kt / ts.units.MetalUnits.temperature
+    return {
+        "structures": ts.io.state_to_atoms(final),
+        "temperature_K": kelvin.tolist(),
+        "energy_eV": model(final)["energy"].tolist(),
+        "steps": int(steps),
+    }
+
+
+__all__ = ["StudentModel", "run_nvt"]
