@@ -207,6 +207,12 @@ def data_info(
     for symbol, row in summary["elements"].items():
         elements.add_row(symbol, str(row["Z"]), f"{row['atoms']:,}", f"{row['structures']:,}")
     console.print(elements)
+    molecules = Table("molecule id", "name", "frames",
+                      title=f"molecules (largest {len(summary['molecules']['largest'])} of "
+                            f"{summary['counts']['molecules']})")
+    for row in summary["molecules"]["largest"]:
+        molecules.add_row(str(row["id"]), row["name"] or "-", str(row["frames"]))
+    console.print(molecules)
     splits = Table("split", "molecules", "structures", "atoms", title="splits (by molecule)")
     for name, row in summary["splits"].items():
         if name != "method":
