@@ -37,6 +37,7 @@ from mlff_distiller.errors import InputError
 from mlff_distiller.fileio import write_json
 
 MOLECULE_KEY = "molecule_id"  # atoms.info key naming the source molecule
+NAME_KEY = "molecule_name"  # optional human-readable name beside an integer id
 
 
 def read_pool(pool_path: str | os.PathLike) -> list:
@@ -62,12 +63,15 @@ def read_pool(pool_path: str | os.PathLike) -> list:
 def molecule_ids(structures: list) -> tuple[np.ndarray, dict[int, str] | None]:
     """Molecule id of each structure from ``info['molecule_id']``.
 
-    Integer ids are kept. Otherwise every distinct value (a string id, or the chemical formula
-    where the key is missing) gets an integer in sorted order, and the names are returned.
+    Integer ids are kept (``info['molecule_name']`` gives their names where present).
+    Otherwise every distinct value (a string id, or the chemical formula where the key is
+    missing) gets an integer in sorted order, and the names are returned.
     """
     raw = [atoms.info.get(MOLECULE_KEY) for atoms in structures]
     if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in raw):
-        return np.asarray(raw, dtype=np.int64), None
+        names = {int(v): str(a.info[NAME_KEY]) for v, a in zip(raw, structures, strict=True)
+                 if NAME_KEY in a.info}
+        return np.asarray(raw, dtype=np.int64), names or None
     names = [str(v) if v is not None else f"formula:{a.get_chemical_formula()}"
              for v, a in zip(raw, structures, strict=True)]
     table = {name: k for k, name in enumerate(sorted(set(names)))}
