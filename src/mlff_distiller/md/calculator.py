@@ -4,28 +4,48 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import torch
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 from ase.stress import full_3x3_to_voigt_6_stress
 
 from mlff_distiller import keys
-from mlff_distiller.data.graph import atoms_to_graph
+from mlff_distiller.data.graph import atoms_to_graph, validate_structure
 from mlff_distiller.errors import InputError
+from mlff_distiller.md.fast import (
+    DEFAULT_SKIN,
+    FastForceField,
+    VerletNeighborList,
+    compile_energy_and_forces,
+)
 from mlff_distiller.models.forces import ForceField
 
 
 class StudentCalculator(Calculator):
     """Energy (eV), forces (eV/Å) and, for periodic cells, stress (Voigt, eV/Å^3).
 
+    By default runs the fast path (:mod:`mlff_distiller.md.fast`): a Verlet neighbour list
+    reused across MD steps and a frozen energy + forces module, with results equal to the
+    eager model. Stress is computed by the eager model on the same neighbour list.
+
     Args:
         model_or_path: a student (``ForceField``) or the path of a saved checkpoint.
         device: torch device for the model.
+        fast: use the fast path (False: rebuild the graph and run the eager model per call).
+        skin: Verlet skin in Å of the fast path's neighbour list.
+        compile: ``torch.compile`` energy + forces (about a minute once; pays for long MD).
     """
 
     implemented_properties = ["energy", "free_energy", "forces", "stress"]
 
     def __init__(
-        self, model_or_path: ForceField | str | os.PathLike, device: str = "cpu", **kwargs
+        self,
+        model_or_path: ForceField | str | os.PathLike,
+        device: str = "cpu",
+        fast: bool = True,
+        skin: float = DEFAULT_SKIN,
+        compile: bool = False,
+        **kwargs,
     ) -> None:
         super().__init__(**kwargs)
         if isinstance(model_or_path, ForceField):
@@ -42,6 +62,58 @@ class StudentCalculator(Calculator):
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.dtype = next(self.model.parameters()).dtype
+        self.fast = bool(fast)
+        self.neighbors = VerletNeighborList(self.model.cutoff, skin)
+        self._fast_model: FastForceField | None = None
+        self._fast_fn = None
+        self._compile = bool(compile)
+        self._numbers = None
+        self._inputs: dict[str, torch.Tensor] = {}
+
+    def _fast_inputs(self, atoms) -> dict[str, torch.Tensor]:
+        """Model inputs on the Verlet list; edges and species reused while valid."""
+        numbers, positions, cell, pbc = validate_structure(
+            atoms.numbers, atoms.positions, atoms.cell.array, atoms.pbc,
+            name=f"structure ({atoms.get_chemical_formula() or 'empty'})",
+            elements=self.model.elements,
+        )
+        if self._fast_model is None:
+            self._fast_model = FastForceField(self.model)
+            self._fast_fn = (
+                compile_energy_and_forces(self._fast_model) if self._compile else self._fast_model
+            )
+        inputs = self._inputs
+        if self._numbers is None or not np.array_equal(numbers, self._numbers):
+            self._numbers = numbers
+            z = torch.as_tensor(numbers, device=self.device)
+            inputs["species"] = self._fast_model.species(z)
+            inputs["batch"] = torch.zeros(len(numbers), dtype=torch.long, device=self.device)
+            self.neighbors = VerletNeighborList(self.neighbors.cutoff, self.neighbors.skin)
+        if self.neighbors.update(positions, cell, pbc) or "edge_index" not in inputs:
+            nl = self.neighbors
+            inputs["edge_index"] = torch.as_tensor(nl.edge_index, device=self.device)
+            inputs["edge_shift"] = torch.as_tensor(nl.edge_shift, dtype=self.dtype,
+                                                   device=self.device)
+            inputs["shift_vectors"] = (
+                torch.as_tensor(nl.edge_shift @ cell, dtype=self.dtype, device=self.device)
+                if pbc.any() else None
+            )
+        inputs["positions"] = torch.as_tensor(positions, dtype=self.dtype, device=self.device)
+        return inputs
+
+    def _graph_from(self, inputs: dict, atoms) -> dict[str, torch.Tensor]:
+        """The eager model's graph on the fast path's (Verlet) edges."""
+        return {
+            keys.POSITIONS: inputs["positions"],
+            keys.ATOMIC_NUMBERS: torch.as_tensor(self._numbers, device=self.device),
+            keys.CELL: torch.as_tensor(atoms.cell.array, dtype=self.dtype,
+                                       device=self.device).unsqueeze(0),
+            keys.PBC: torch.as_tensor(atoms.pbc, device=self.device).unsqueeze(0),
+            keys.BATCH: inputs["batch"],
+            keys.NUM_ATOMS: torch.tensor([len(atoms)], device=self.device),
+            keys.EDGE_INDEX: inputs["edge_index"],
+            keys.EDGE_SHIFT: inputs["edge_shift"],
+        }
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
@@ -51,10 +123,21 @@ class StudentCalculator(Calculator):
             raise PropertyNotImplementedError(
                 f"stress needs a fully periodic cell; this structure has pbc={atoms.pbc.tolist()}"
             )
-        graph = atoms_to_graph(atoms, self.model.cutoff, dtype=self.dtype,
-                               elements=self.model.elements)
-        graph = {k: v.to(self.device) for k, v in graph.items()}
-        out = self.model(graph, compute_forces=True, compute_stress=bool(atoms.pbc.all()))
+        if self.fast:
+            inputs = self._fast_inputs(atoms)
+            if want_stress:
+                out = self.model(self._graph_from(inputs, atoms), compute_stress=True)
+            else:
+                energy, forces = self._fast_fn(
+                    inputs["positions"], inputs["species"], inputs["edge_index"],
+                    inputs["shift_vectors"], inputs["batch"], 1,
+                )
+                out = {keys.ENERGY: energy, keys.FORCES: forces}
+        else:
+            graph = atoms_to_graph(atoms, self.model.cutoff, dtype=self.dtype,
+                                   elements=self.model.elements)
+            graph = {k: v.to(self.device) for k, v in graph.items()}
+            out = self.model(graph, compute_forces=True, compute_stress=bool(atoms.pbc.all()))
         energy = float(out[keys.ENERGY].detach().cpu().double()[0])
         self.results["energy"] = energy
         self.results["free_energy"] = energy

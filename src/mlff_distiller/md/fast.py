@@ -1,0 +1,166 @@
+"""The fast inference path used by the ASE calculator and MD: same energies and forces as the
+eager :class:`~mlff_distiller.models.forces.ForceField` in eval mode, less work per step.
+
+* :class:`VerletNeighborList` builds edges within ``cutoff + skin`` and reuses them until an
+  atom has moved more than ``skin / 2`` (or the cell, pbc or atom count changed). Edges
+  beyond the cutoff contribute exactly zero (the cosine cutoff multiplies the filters).
+* :class:`FastForceField` is a frozen copy of the energy model: no parameter gradients, the
+  isolated-atom readout folded into one per-element offset table, Cartesian cell shifts
+  precomputed per neighbour-list build (none for molecules), forces by one backward pass
+  without a double-backward graph. It is scriptable (``torch.jit.script``).
+* :func:`compile_energy_and_forces` fuses energy and forces into one ``torch.compile``
+  graph (dynamic shapes) for long MD runs; compiling costs about a minute once.
+
+Shapes: ``N`` atoms, ``E`` directed edges, ``B`` structures.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from mlff_distiller.data.neighbors import neighbor_list
+from mlff_distiller.errors import InputError
+from mlff_distiller.models.forces import ForceField
+
+DEFAULT_SKIN = 0.5  # Å, Verlet skin of the calculator's neighbour list
+
+
+class VerletNeighborList:
+    """Edges within ``cutoff + skin``, rebuilt only when needed.
+
+    Rebuilt when any atom moved more than ``skin / 2`` since the last build (then no pair
+    can have entered the cutoff unseen), or when the number of atoms, the cell or pbc
+    changed.
+
+    Args:
+        cutoff: the model's cutoff in Å.
+        skin: extra shell in Å; 0 rebuilds on every move.
+    """
+
+    def __init__(self, cutoff: float, skin: float = DEFAULT_SKIN) -> None:
+        if not skin >= 0:
+            raise InputError(f"neighbour-list skin={skin} Å (expected >= 0)")
+        self.cutoff = float(cutoff)
+        self.skin = float(skin)
+        self.n_builds = 0
+        self.edge_index = np.zeros((2, 0), dtype=np.int64)  # (2, E)
+        self.edge_shift = np.zeros((0, 3))  # (E, 3) integer cell multiples
+        self._positions: np.ndarray | None = None
+        self._cell: np.ndarray | None = None
+        self._pbc: np.ndarray | None = None
+
+    def update(self, positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray) -> bool:
+        """Bring the list up to date for ``positions`` (n, 3) Å; True when it was rebuilt."""
+        positions = np.asarray(positions, dtype=np.float64)
+        cell = np.asarray(cell, dtype=np.float64).reshape(3, 3)
+        pbc = np.asarray(pbc, dtype=bool).reshape(3)
+        if not self._needs_rebuild(positions, cell, pbc):
+            return False
+        self.edge_index, self.edge_shift = neighbor_list(
+            positions, cell, pbc, self.cutoff + self.skin
+        )
+        self._positions, self._cell, self._pbc = positions.copy(), cell.copy(), pbc.copy()
+        self.n_builds += 1
+        return True
+
+    def _needs_rebuild(self, positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray) -> bool:
+        if self._positions is None or positions.shape != self._positions.shape:
+            return True
+        if not (np.array_equal(cell, self._cell) and np.array_equal(pbc, self._pbc)):
+            return True
+        moved = np.einsum("ij,ij->i", positions - self._positions, positions - self._positions)
+        return bool(moved.max(initial=0.0) > (0.5 * self.skin) ** 2)
+
+
+class FastForceField(nn.Module):
+    """Inference-only energies (B,) eV and forces (N, 3) eV/Å of a trained student.
+
+    A frozen deep copy: later changes to the source model are not seen. Takes element rows
+    (``species``, from :meth:`species`) rather than atomic numbers so per-step work holds
+    no lookup.
+    """
+
+    def __init__(self, model: ForceField) -> None:
+        super().__init__()
+        energy_model = copy.deepcopy(model.energy_model).eval()
+        for parameter in energy_model.parameters():
+            parameter.requires_grad_(False)
+        self.energy_model = energy_model
+        with torch.no_grad():
+            self.register_buffer("offsets", energy_model.atom_offsets().detach().clone())
+        self.cutoff = float(energy_model.cutoff)
+
+    @torch.jit.ignore
+    def species(self, atomic_numbers: Tensor) -> Tensor:
+        """(N,) atomic numbers -> (N,) element rows; unknown elements are an error."""
+        species = self.energy_model.z_to_index[atomic_numbers]
+        if bool((species < 0).any()):
+            unknown = sorted(set(atomic_numbers[species < 0].tolist()))
+            raise InputError(f"atomic numbers {unknown} are not among the model's elements")
+        return species
+
+    @torch.jit.export
+    def energy(
+        self,
+        positions: Tensor,  # (N, 3) Å
+        species: Tensor,  # (N,) element rows
+        edge_index: Tensor,  # (2, E)
+        shift_vectors: Tensor | None,  # (E, 3) Å, edge_shift @ cell; None: molecule
+        batch: Tensor,  # (N,) structure index
+        n_structures: int,
+    ) -> Tensor:
+        """Energies (B,) eV."""
+        model = self.energy_model
+        centre, neighbour = edge_index[0], edge_index[1]
+        vectors = torch.index_select(positions, 0, neighbour) - torch.index_select(
+            positions, 0, centre
+        )
+        if shift_vectors is not None:
+            vectors = vectors + shift_vectors
+        s = model.scalar_features(species, vectors, centre, neighbour)
+        atomic = model.readout(s) * model.energy_scale + self.offsets[species]
+        energy = torch.zeros(n_structures, dtype=atomic.dtype, device=atomic.device)
+        return energy.index_add_(0, batch, atomic)
+
+    def forward(
+        self,
+        positions: Tensor,
+        species: Tensor,
+        edge_index: Tensor,
+        shift_vectors: Tensor | None,
+        batch: Tensor,
+        n_structures: int,
+    ) -> tuple[Tensor, Tensor]:
+        """(energies (B,) eV, forces (N, 3) eV/Å); arguments as in :meth:`energy`."""
+        positions = positions.detach().requires_grad_(True)
+        energy = self.energy(positions, species, edge_index, shift_vectors, batch, n_structures)
+        grads = torch.autograd.grad([energy.sum()], [positions], allow_unused=True)
+        grad = grads[0]
+        forces = -grad if grad is not None else torch.zeros_like(positions)
+        return energy.detach(), forces
+
+
+def compile_energy_and_forces(fast: FastForceField) -> Callable[..., tuple[Tensor, Tensor]]:
+    """``fast``'s forward as one ``torch.compile`` graph (energy and its gradient fused).
+
+    Dynamic shapes, so atom and edge counts may change without recompiling. The first call
+    compiles (about a minute on one CPU core); later calls reuse it.
+    """
+
+    def energy_and_forces(positions, species, edge_index, shift_vectors, batch, n_structures):
+        def total(p):
+            e = fast.energy(p, species, edge_index, shift_vectors, batch, n_structures)
+            return e.sum(), e
+
+        grad, energy = torch.func.grad(total, has_aux=True)(positions)
+        return energy, -grad
+
+    return torch.compile(energy_and_forces, dynamic=True, fullgraph=True)
+
+
+__all__ = ["DEFAULT_SKIN", "FastForceField", "VerletNeighborList", "compile_energy_and_forces"]

@@ -1,0 +1,109 @@
+"""The fast inference path (Verlet list, frozen model) equals the eager model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from ase import units
+from ase.build import bulk, molecule
+from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+from ase.md.verlet import VelocityVerlet
+
+from mlff_distiller import StudentCalculator, keys, testing
+from mlff_distiller.data.graph import atoms_to_graph, collate
+from mlff_distiller.data.neighbors import neighbor_list
+from mlff_distiller.md.fast import FastForceField, VerletNeighborList
+from tests.conftest import perturbed_student
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Small graphs run fastest on one thread (and do not stall on a loaded machine)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _eager_forces(model, atoms) -> np.ndarray:
+    graph = atoms_to_graph(atoms, model.cutoff, dtype=next(model.parameters()).dtype)
+    return model(graph)[keys.FORCES].detach().double().numpy()
+
+
+def test_md_trajectory_fast_equals_eager_float32():
+    """100 NVE steps on the fast path (neighbour list reused) vs the eager model each step."""
+    model = perturbed_student("tiny").float().eval()
+    atoms = molecule("CH3CH2OH")
+    MaxwellBoltzmannDistribution(atoms, temperature_K=300, rng=np.random.default_rng(0))
+    calc = StudentCalculator(model)
+    atoms.calc = calc
+    dyn = VelocityVerlet(atoms, timestep=0.5 * units.fs)
+    worst = 0.0
+    for _ in range(100):
+        dyn.run(1)
+        fast = atoms.get_forces()
+        assert np.all(np.isfinite(fast))
+        worst = max(worst, float(np.abs(fast - _eager_forces(model, atoms)).max()))
+    assert worst < 1e-5, f"max |ΔF| = {worst:.2e} eV/Å"
+    assert 1 < calc.neighbors.n_builds < 60, calc.neighbors.n_builds  # reused, and rebuilt
+
+
+def test_verlet_list_holds_every_pair_within_cutoff_until_rebuild():
+    rng = np.random.default_rng(1)
+    positions = rng.uniform(0, 6, size=(30, 3))
+    cell, pbc = np.zeros((3, 3)), np.zeros(3, bool)
+    nl = VerletNeighborList(cutoff=2.5, skin=0.4)
+    assert nl.update(positions, cell, pbc)
+    moved = positions + rng.uniform(-1, 1, size=positions.shape) * 0.19 / np.sqrt(3)
+    assert not nl.update(moved, cell, pbc)  # every atom moved < skin / 2
+    exact, _ = neighbor_list(moved, cell, pbc, 2.5)
+    have = set(map(tuple, nl.edge_index.T))
+    assert set(map(tuple, exact.T)) <= have
+    moved[3] += [0.25, 0, 0]
+    assert nl.update(moved, cell, pbc) and nl.n_builds == 2
+    assert nl.update(moved, np.eye(3) * 20, np.ones(3, bool))  # cell change rebuilds
+
+
+def test_periodic_fast_path_forces_and_stress_equal_eager(student64):
+    si = bulk("Si", "diamond", a=5.43) * (2, 1, 1)
+    si.rattle(0.05, seed=0)
+    calc = StudentCalculator(student64, skin=0.5)
+    testing.assert_calculator_matches_model(calc, student64, si, atol=1e-9)
+    si.positions[0] += 0.1  # within the skin: reuse the list
+    testing.assert_calculator_matches_model(calc, student64, si, atol=1e-9)
+    assert calc.neighbors.n_builds == 1
+
+
+def test_fast_model_scripted_and_batched_equal_eager(student64):
+    fast = torch.jit.script(FastForceField(student64))
+    mols = [molecule("H2O"), molecule("CH3CONH2")]
+    graph = collate([atoms_to_graph(m, student64.cutoff, dtype=torch.float64) for m in mols])
+    species = student64.energy_model.element_index(graph[keys.ATOMIC_NUMBERS])
+    energy, forces = fast(graph[keys.POSITIONS], species, graph[keys.EDGE_INDEX], None,
+                          graph[keys.BATCH], 2)
+    ref = student64(graph)
+    torch.testing.assert_close(energy, ref[keys.ENERGY].detach(), rtol=0, atol=1e-10)
+    torch.testing.assert_close(forces, ref[keys.FORCES], rtol=0, atol=1e-10)
+
+
+def test_fast_model_is_a_frozen_copy(student64):
+    fast = FastForceField(student64)
+    assert not any(p.requires_grad for p in fast.parameters())
+    assert all(p.requires_grad for p in student64.parameters())
+    assert fast.energy_model.state_dict().keys() == student64.energy_model.state_dict().keys()
+
+
+def test_eager_calculator_still_available(student64):
+    atoms = molecule("CH4")
+    atoms.rattle(0.05, seed=2)
+    calc = StudentCalculator(student64, fast=False)
+    testing.assert_calculator_matches_model(calc, student64, atoms, atol=1e-12)
+
+
+@pytest.mark.parametrize("skin", [-0.1, float("nan")])
+def test_bad_skin_is_an_input_error(skin):
+    from mlff_distiller import InputError
+
+    with pytest.raises(InputError, match="skin"):
+        VerletNeighborList(5.0, skin)
