@@ -27,7 +27,8 @@ class TrainConfig:
     dtype: str = "float32"  # "float32" or "float64" for weights and data
     max_epochs: int = 200  # stop after this many epochs
     max_steps: int = 0  # stop after this many optimiser steps (0 = no limit)
-    time_budget_s: float = 0.0  # stop after this much wall time (0 = no limit)
+    time_budget_s: float = 0.0  # stop after this much wall time, s (0 = no limit); the
+    #                             cosine then follows elapsed time (not bit-reproducible)
     batch_size: int = 16  # structures per optimiser step (global, over all processes)
     lr: float = 2e-3  # peak learning rate of AdamW
     weight_decay: float = 0.0  # AdamW decoupled weight decay

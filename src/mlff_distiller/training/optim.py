@@ -40,12 +40,16 @@ class LRSchedule:
                    total_steps=max(total_steps, 1), min_ratio=config.min_lr_ratio,
                    factor=config.plateau_factor, patience=config.plateau_patience)
 
-    def lr(self, step: int) -> float:
+    def lr(self, step: int, time_fraction: float | None = None) -> float:
+        """Learning rate at ``step``; with a wall-time budget, ``time_fraction`` (elapsed /
+        budget) drives the cosine when it is further along than the step count."""
         if step < self.warmup_steps:
             return self.peak * (0.01 + 0.99 * step / self.warmup_steps)
         if self.kind == "cosine":
             span = max(self.total_steps - self.warmup_steps, 1)
             u = min((step - self.warmup_steps) / span, 1.0)
+            if time_fraction is not None:
+                u = max(u, min(time_fraction, 1.0))
             r = self.min_ratio
             return self.peak * (r + (1 - r) * 0.5 * (1 + math.cos(math.pi * u)))
         return self.peak * max(self.multiplier, self.min_ratio)

@@ -193,7 +193,8 @@ def fit(
         while run["batch_in_epoch"] < len(batches):
             global_idx = batches[run["batch_in_epoch"]]
             batch = train.batch(global_idx[info.rank::info.world], info.device)
-            lr = schedule.lr(run["step"])
+            lr = schedule.lr(run["step"], run["elapsed_s"] / config.time_budget_s
+                             if config.time_budget_s else None)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             loss, errors = _step_loss(model, batch, scales, weights, info)
