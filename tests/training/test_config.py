@@ -35,3 +35,11 @@ def test_yaml_must_be_a_mapping(tmp_path):
     path.write_text("- 1\n- 2\n")
     with pytest.raises(InputError, match="expected a mapping"):
         load_train_config(path)
+
+
+def test_example_configs_load():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "configs"
+    assert load_train_config(root / "train.yaml") == TrainConfig()  # documents the defaults
+    assert load_train_config(root / "train_hessian.yaml").hessian_weight > 0
