@@ -254,27 +254,37 @@ def main() -> None:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     stages = args.stages.split(",")
-    results_path = work / "results.json"
-    results = json.loads(results_path.read_text()) if results_path.exists() else {}
-    results["budget_s_per_model"] = args.budget_s
-    results["threads"] = args.threads
-    start = time.perf_counter()
-    data = stage_data(work, args.conformers, args.rattles, args.md_steps, args.md_stride)
-    results["held_out_molecules"] = [n for n, _ in TEST]
-    if "ours" in stages:
-        results["ours"] = stage_ours(work, data, args.budget_s, args.threads)
-    if "schnet" in stages:
-        results["schnet"] = stage_schnet(work, data, args.budget_s, args.threads)
-    if "hessian" in stages:
-        results["hessian"] = stage_hessian(work, data, args.hessian_structures,
-                                           args.hessian_rows, args.hessian_budget_s,
-                                           args.threads)
-    results["wall_s_this_invocation"] = time.perf_counter() - start
     from mlff_distiller.fileio import write_json, write_text
 
-    write_json(results_path, results)
+    start = time.perf_counter()
+    data = stage_data(work, args.conformers, args.rattles, args.md_steps, args.md_stride)
+    setup = {"budget_s_per_model": args.budget_s, "threads": args.threads,
+             "hessian_budget_s": args.hessian_budget_s,
+             "held_out_molecules": [n for n, _ in TEST], "val_molecules": [n for n, _ in VAL],
+             "train_molecules": [n for n, _ in TRAIN]}
+    # each stage writes its own file, so stages can run as concurrent processes
+    if "ours" in stages:
+        write_json(work / "ours.json", stage_ours(work, data, args.budget_s, args.threads))
+    if "schnet" in stages:
+        write_json(work / "schnet.json", stage_schnet(work, data, args.budget_s, args.threads))
+    if "hessian" in stages:
+        write_json(work / "hessian.json", stage_hessian(
+            work, data, args.hessian_structures, args.hessian_rows, args.hessian_budget_s,
+            args.threads))
+    results = {"setup": setup, "dataset": dataset_summary(data)}
+    for name in ("ours", "schnet", "hessian"):
+        if (work / f"{name}.json").exists():
+            results[name] = json.loads((work / f"{name}.json").read_text())
+    results["wall_s_this_invocation"] = time.perf_counter() - start
+    write_json(work / "results.json", results)
     write_text(work / "results.md", markdown(results))
     print(json.dumps(results, indent=2, default=float))
+
+
+def dataset_summary(data: Path) -> dict:
+    from mlff_distiller.data.splits import summarize_splits
+
+    return {"path": str(data), "splits": summarize_splits(data)}
 
 
 if __name__ == "__main__":

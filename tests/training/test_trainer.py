@@ -103,3 +103,15 @@ def test_nan_loss_stops_naming_the_batch_and_keeps_last_good_checkpoint(tmp_path
     assert "last good checkpoint" in str(info.value)
     model = load_student(tmp_path / "run" / "last.safetensors")
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_tensorboard_is_optional_and_guarded(dataset, tmp_path):
+    config = TrainConfig(max_epochs=1, tensorboard=True, **QUICK)
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        with pytest.raises(InputError, match="needs the 'tensorboard' package"):
+            train_student(dataset, STUDENT_CONFIG, config, tmp_path / "run")
+        return
+    train_student(dataset, STUDENT_CONFIG, config, tmp_path / "run")
+    assert any((tmp_path / "run" / "tensorboard").iterdir())
