@@ -4,7 +4,8 @@ errors on molecules held out from training; schnetpack's PaiNN on the same data 
 Stages (each cached in --work; rerun to continue):
   data     SMILES -> conformers, rattles, 300 K and 600 K SevenNet-0 Langevin MD
            (structures.generate) -> SevenNet-0 labels (data.labeling) -> molecule splits
-  ours     train original / tiny / ultra-tiny with training.train_student for --budget-s each
+  ours     train original / tiny / ultra-tiny with training.train_student for --budget-s
+           process CPU seconds each (CPU time, not wall time: the machine may be shared)
   schnet   schnetpack PaiNN of the same sizes, same data, loss, optimiser and budget
            (runs in a separate venv, see below)
   hessian  ablation: tiny preset on a small subset with SevenNet Hessian rows, with and
@@ -142,6 +143,7 @@ def stage_ours(work: Path, data: Path, budget: float, threads: int) -> dict:
         if not (out / "metrics.json").exists():
             config = TrainConfig(time_budget_s=budget, max_epochs=100000, num_threads=threads,
                                  early_stopping_patience=0, checkpoint_every_steps=500,
+                                 budget_clock="cpu",
                                  progress=sys.stderr.isatty(), device="cpu")
             train_student(data, preset, config, out, resume=(out / "training_state.safetensors"
                                                              ).exists())
@@ -202,6 +204,7 @@ def stage_hessian(work: Path, data: Path, n_structures: int, rows: int, budget: 
         if not (run / "metrics.json").exists():
             config = TrainConfig(time_budget_s=budget, max_epochs=100000, num_threads=threads,
                                  early_stopping_patience=0, hessian_weight=weight,
+                                 budget_clock="cpu",
                                  progress=sys.stderr.isatty(), device="cpu")
             train_student(subset, "tiny", config, run)
         summary = json.loads((run / "metrics.json").read_text())
@@ -238,7 +241,7 @@ def main() -> None:
     parser.add_argument("--work", default="runs/distill_quality")
     parser.add_argument("--stages", default="data,ours,schnet,hessian,report")
     parser.add_argument("--budget-s", type=float, default=600.0,
-                        help="wall-clock training budget per model (s)")
+                        help="training budget per model in process CPU seconds")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--conformers", type=int, default=2)
     parser.add_argument("--rattles", type=int, default=30)

@@ -2,7 +2,7 @@
 
 Runs in the schnetpack venv (see distill_quality.py). Same data (the dataset's train/val/
 test splits and neighbour lists), same per-element energy references and force-RMS scale,
-same loss, AdamW, warm-up + cosine over the time budget, EMA and best-on-validation
+same loss, AdamW, warm-up + cosine over the CPU-time budget, EMA and best-on-validation
 selection as mlff_distiller.training; only the network is schnetpack's
 (``schnetpack.representation.PaiNN`` + ``Atomwise`` + ``Forces``, Gaussian RBF, cosine
 cutoff, sizes of our presets).
@@ -99,12 +99,12 @@ def main() -> None:
                                   weight_decay=config.weight_decay)
     schedule = LRSchedule.from_config(config, 10**9)
     best, best_state, step, epoch = float("inf"), None, 0, 0
-    start = time.perf_counter()
+    start = time.process_time()
     done = False
     while not done:
         order = torch.randperm(len(train), generator=torch.Generator().manual_seed(epoch))
         for i in range(0, len(train), config.batch_size):
-            elapsed = time.perf_counter() - start
+            elapsed = time.process_time() - start
             if elapsed >= budget:
                 done = True
                 break

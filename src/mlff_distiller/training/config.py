@@ -16,7 +16,8 @@ from mlff_distiller.errors import InputError
 
 # Fields that may change between a run and its resume (they do not change the trajectory).
 RESUME_FREE_FIELDS = frozenset({"progress", "tensorboard", "max_epochs", "max_steps",
-                                "time_budget_s", "num_threads", "device"})
+                                "time_budget_s", "num_threads", "device",
+                                "budget_clock"})
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class TrainConfig:
     max_steps: int = 0  # stop after this many optimiser steps (0 = no limit)
     time_budget_s: float = 0.0  # stop after this much wall time, s (0 = no limit); the
     #                             cosine then follows elapsed time (not bit-reproducible)
+    budget_clock: str = "wall"  # "wall" or "cpu" (process CPU time: fair on a busy machine)
     batch_size: int = 16  # structures per optimiser step (global, over all processes)
     lr: float = 2e-3  # peak learning rate of AdamW
     weight_decay: float = 0.0  # AdamW decoupled weight decay
@@ -59,6 +61,8 @@ class TrainConfig:
             problems.append(f"dtype={self.dtype!r} (expected 'float32' or 'float64')")
         if self.device not in ("auto", "cpu", "cuda"):
             problems.append(f"device={self.device!r} (expected 'auto', 'cpu' or 'cuda')")
+        if self.budget_clock not in ("wall", "cpu"):
+            problems.append(f"budget_clock={self.budget_clock!r} (expected 'wall' or 'cpu')")
         if self.scheduler not in ("cosine", "plateau"):
             problems.append(f"scheduler={self.scheduler!r} (expected 'cosine' or 'plateau')")
         for name in ("max_epochs", "batch_size"):
