@@ -107,6 +107,10 @@ def fit(
         raise InputError("no training structures: the training split is empty")
     if len(val) == 0:
         raise InputError("no validation structures: the validation split is empty")
+    if min(len(train), config.batch_size) < info.world:
+        raise InputError(f"{info.world} processes need at least {info.world} training "
+                         f"structures per batch (training split {len(train)}, batch_size "
+                         f"{config.batch_size}); use fewer processes or a larger batch")
     check_elements(train, val, data_info.get("dataset", "in memory"))
     if not resume and (out / STATE_FILE).exists():
         raise InputError(f"{out} already holds a training run; pass --resume to continue it "
@@ -191,6 +195,8 @@ def fit(
         order = _epoch_order(len(train), config.seed, run["epoch"])
         batches = [order[i:i + config.batch_size] for i in range(0, len(order),
                                                                  config.batch_size)]
+        if len(batches) > 1 and len(batches[-1]) < info.world:  # every process needs one
+            batches[-2:] = [batches[-2] + batches[-1]]
         while run["batch_in_epoch"] < len(batches):
             global_idx = batches[run["batch_in_epoch"]]
             batch = train.batch(global_idx[info.rank::info.world], info.device)
