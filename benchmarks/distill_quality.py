@@ -132,13 +132,15 @@ def evaluate_ours(checkpoint: str, test: dict) -> dict:
     return metrics(pred_e, pred_f, test)
 
 
-def stage_ours(work: Path, data: Path, budget: float, threads: int) -> dict:
+def stage_ours(work: Path, data: Path, budget: float, threads: int,
+               presets: tuple[str, ...] = PRESETS) -> dict:
+    from mlff_distiller.fileio import write_json
     from mlff_distiller.training.config import TrainConfig
     from mlff_distiller.training.trainer import train_student
 
     test = test_arrays(data)
     results = {}
-    for preset in PRESETS:
+    for preset in presets:
         out = work / "ours" / preset
         if not (out / "metrics.json").exists():
             config = TrainConfig(time_budget_s=budget, max_epochs=100000, num_threads=threads,
@@ -153,15 +155,17 @@ def stage_ours(work: Path, data: Path, budget: float, threads: int) -> dict:
                            "epochs": summary["epochs"], "train_time_s": summary["train_time_s"],
                            "train_structures_per_s": summary["structures_per_s"],
                            "best_val_force_mae": summary["best_val_force_mae"]}
+        write_json(out / "eval.json", results[preset])
     return results
 
 
-def stage_schnet(work: Path, data: Path, budget: float, threads: int) -> dict:
+def stage_schnet(work: Path, data: Path, budget: float, threads: int,
+                 presets: tuple[str, ...] = PRESETS) -> dict:
     if not SCHNET_PY.exists():
         return {"skipped": f"{SCHNET_PY} missing; create it with the commands in this "
                            "script's docstring"}
     results = {}
-    for preset in PRESETS:
+    for preset in presets:
         out = work / "schnet" / f"{preset}.json"
         if not out.exists():
             subprocess.run([str(SCHNET_PY), str(Path(__file__).with_name(
@@ -188,10 +192,12 @@ def stage_hessian(work: Path, data: Path, n_structures: int, rows: int, budget: 
         rng = np.random.default_rng(0)
         train_pool = [a for a in pool if a.info["molecule_name"] in names]
         chosen = [train_pool[i] for i in rng.choice(len(train_pool), n_structures, False)]
-        keep = [a for a in pool if a.info["molecule_name"] not in names]
+        val_names = {n for n, _ in VAL}
+        val_pool = [a for a in pool if a.info["molecule_name"] in val_names]
+        keep = [val_pool[i] for i in rng.choice(len(val_pool), min(30, len(val_pool)), False)]
         ase.io.write(work / "hessian_pool.extxyz", chosen + keep, format="extxyz")
-        # Hessian rows only matter for the training structures; val/test get them too (cheap
-        # enough at this size) so the validation Hessian error is reported.
+        # 30 validation structures get Hessian rows too, so the validation Hessian error is
+        # reported; test metrics use the main dataset's held-out molecules.
         label_structures(work / "hessian_pool.extxyz", "sevennet", subset, chunk_size=64,
                          hessian_rows=rows)
         ids = {a.info["molecule_name"]: int(a.info["molecule_id"]) for a in pool}
@@ -243,6 +249,9 @@ def main() -> None:
     parser.add_argument("--budget-s", type=float, default=600.0,
                         help="training budget per model in process CPU seconds")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--presets", default=",".join(PRESETS),
+                        help="presets of the ours/schnet stages (one process per preset "
+                             "can run concurrently)")
     parser.add_argument("--conformers", type=int, default=2)
     parser.add_argument("--rattles", type=int, default=30)
     parser.add_argument("--md-steps", type=int, default=80)
@@ -266,18 +275,23 @@ def main() -> None:
              "held_out_molecules": [n for n, _ in TEST], "val_molecules": [n for n, _ in VAL],
              "train_molecules": [n for n, _ in TRAIN]}
     # each stage writes its own file, so stages can run as concurrent processes
+    presets = tuple(args.presets.split(","))
     if "ours" in stages:
-        write_json(work / "ours.json", stage_ours(work, data, args.budget_s, args.threads))
+        stage_ours(work, data, args.budget_s, args.threads, presets)
     if "schnet" in stages:
-        write_json(work / "schnet.json", stage_schnet(work, data, args.budget_s, args.threads))
+        stage_schnet(work, data, args.budget_s, args.threads, presets)
     if "hessian" in stages:
         write_json(work / "hessian.json", stage_hessian(
             work, data, args.hessian_structures, args.hessian_rows, args.hessian_budget_s,
             args.threads))
     results = {"setup": setup, "dataset": dataset_summary(data)}
-    for name in ("ours", "schnet", "hessian"):
-        if (work / f"{name}.json").exists():
-            results[name] = json.loads((work / f"{name}.json").read_text())
+    for who, path in (("ours", "ours/{}/eval.json"), ("schnet", "schnet/{}.json")):
+        found = {p: json.loads((work / path.format(p)).read_text()) for p in PRESETS
+                 if (work / path.format(p)).exists()}
+        if found:
+            results[who] = found
+    if (work / "hessian.json").exists():
+        results["hessian"] = json.loads((work / "hessian.json").read_text())
     results["wall_s_this_invocation"] = time.perf_counter() - start
     write_json(work / "results.json", results)
     write_text(work / "results.md", markdown(results))
