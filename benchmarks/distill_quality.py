@@ -200,9 +200,11 @@ def stage_hessian(work: Path, data: Path, n_structures: int, rows: int, budget: 
         # reported; test metrics use the main dataset's held-out molecules.
         label_structures(work / "hessian_pool.extxyz", "sevennet", subset, chunk_size=64,
                          hessian_rows=rows)
+        present = {int(a.info["molecule_id"]) for a in chosen + keep}
         ids = {a.info["molecule_name"]: int(a.info["molecule_id"]) for a in pool}
-        split_dataset(subset, ratios=None, train_ids=[ids[n] for n, _ in TRAIN],
-                      val_ids=[ids[n] for n, _ in VAL], test_ids=[ids[n] for n, _ in TEST])
+        split_dataset(subset, ratios=None,
+                      train_ids=[ids[n] for n, _ in TRAIN if ids[n] in present],
+                      val_ids=[ids[n] for n, _ in VAL if ids[n] in present], test_ids=[])
     test = test_arrays(data)
     out = {}
     for weight in (0.0, 1.0):
