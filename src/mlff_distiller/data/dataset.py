@@ -65,6 +65,11 @@ class LabeledDataset(Dataset):
             self._n_atoms = s["n_atoms"][:][rows]
             self.molecule_ids = all_molecules[rows]
             self._has_stress = "stress" in s and _all_finite_stress(s["stress"])
+            # small per-structure arrays in memory (~12 bytes per structure); cells are read
+            # from the file only for structures whose cell is not all zeros
+            self._energy = s["energy"][:][rows]
+            self._pbc = s["pbc"][:][rows]
+            self._has_cell = _nonzero_cells(s["cell"])[rows]
             self._hessian = None
             if "hessian_count" in s:
                 count = s["hessian_count"][:]
@@ -77,6 +82,7 @@ class LabeledDataset(Dataset):
             self.elements: tuple[int, ...] = tuple(sorted(int(z) for z in present))
         self._file = None
         self._pid = None
+        self._arrays = None
 
     @staticmethod
     def _split_ids(f, split: str) -> np.ndarray:
@@ -99,35 +105,44 @@ class LabeledDataset(Dataset):
 
             self._file = h5py.File(self.path, "r", rdcc_nbytes=CACHE_BYTES)
             self._pid = os.getpid()
-        return self._file
+            f = self._file
+            self._arrays = {name: f[f"atoms/{name}"] for name in
+                            ("atomic_numbers", "positions", "forces")}
+            for name in ("cell", "stress"):
+                if name in f["structures"]:
+                    self._arrays[name] = f[f"structures/{name}"]
+            if "hessian" in f:
+                self._arrays["row_index"] = f["hessian/row_index"]
+                self._arrays["values"] = f["hessian/values"]
+        return self._arrays
 
     def __getstate__(self):
         state = dict(self.__dict__)
         state["_file"] = None
         state["_pid"] = None
+        state["_arrays"] = None
         return state
 
     def __getitem__(self, i: int) -> dict[str, Tensor]:
         if not -len(self) <= i < len(self):
             raise IndexError(f"structure {i} out of range for {len(self)} structures")
         i = int(i) % len(self)
-        f = self._handle()
+        h = self._handle()
         row, first, n = int(self._rows[i]), int(self._offset[i]), int(self._n_atoms[i])
-        a, s = f["atoms"], f["structures"]
+        cell = h["cell"][row] if self._has_cell[i] else np.zeros((3, 3))
         graph = structure_graph(
-            a["atomic_numbers"][first:first + n], a["positions"][first:first + n],
-            s["cell"][row], s["pbc"][row], self.cutoff, dtype=self.dtype,
+            h["atomic_numbers"][first:first + n], h["positions"][first:first + n],
+            cell, self._pbc[i], self.cutoff, dtype=self.dtype,
             name=f"{self.path.name} structure {row}",
         )
-        graph[keys.ENERGY] = torch.tensor([s["energy"][row]], dtype=self.dtype)
-        graph[keys.FORCES] = torch.as_tensor(a["forces"][first:first + n], dtype=self.dtype)
+        graph[keys.ENERGY] = torch.tensor([self._energy[i]], dtype=self.dtype)
+        graph[keys.FORCES] = torch.as_tensor(h["forces"][first:first + n], dtype=self.dtype)
         if self._has_stress:
-            graph[keys.STRESS] = torch.as_tensor(s["stress"][row], dtype=self.dtype)[None]
+            graph[keys.STRESS] = torch.as_tensor(h["stress"][row], dtype=self.dtype)[None]
         graph[keys.MOLECULE_ID] = torch.tensor([self.molecule_ids[i]], dtype=torch.long)
         graph[keys.STRUCTURE_INDEX] = torch.tensor([row], dtype=torch.long)
         if self._hessian is not None:
             count, row0, value0 = (int(x[i]) for x in self._hessian)
-            h = f["hessian"]
             index = h["row_index"][row0:row0 + count]
             values = h["values"][value0:value0 + count * 3 * n].reshape(count, 3 * n)
             graph[keys.HESSIAN_ROW_INDEX] = torch.as_tensor(index, dtype=torch.long)
@@ -138,6 +153,15 @@ class LabeledDataset(Dataset):
         if self._file is not None:
             self._file.close()
             self._file = None
+            self._arrays = None
+
+
+def _nonzero_cells(ds, window: int = 65536) -> np.ndarray:
+    """(B,) bool: whether each structure's stored cell has a non-zero entry."""
+    out = np.zeros(ds.shape[0], bool)
+    for start in range(0, ds.shape[0], window):
+        out[start:start + window] = (ds[start:start + window] != 0).any(axis=(1, 2))
+    return out
 
 
 def _all_finite_stress(ds) -> bool:
