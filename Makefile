@@ -30,7 +30,7 @@ install-demo: $(VENV)/.demo-installed
 install-test: $(VENV)/.test-installed
 
 demo: install-demo
-	$(VENV)/bin/mlffd demo
+	$(VENV)/bin/mlffd distill configs/demo.yaml
 
 test: install-test
 	$(PY) -m pytest

@@ -1,0 +1,46 @@
+"""Distill config validation and acceptance gates."""
+
+from __future__ import annotations
+
+import pytest
+
+from mlff_distiller import InputError
+from mlff_distiller.pipeline import check_gates
+from mlff_distiller.pipeline_config import DistillConfig
+
+
+def test_demo_config_loads_and_overrides(tmp_path):
+    config = DistillConfig.load("configs/demo.yaml", ["train.time_budget_s=5", "students=[tiny]"])
+    assert config.students == ("tiny",)
+    assert config.train_config("tiny").time_budget_s == 5
+
+
+@pytest.mark.parametrize("data, match", [
+    ({"students": ["huge"]}, "students"),
+    ({"gates": {"min_force_r3": 0.9}}, "min_force_r3"),
+    ({"train": {"lrr": 0.1}}, "lrr"),
+    ({"generate": {"conformerz": 2}}, "conformerz"),
+    ({"md": {"nve_stepz": 2}}, "nve_stepz"),
+    ({"onpolicy": {"roundz": 1}}, "roundz"),
+    ({"bogus_section": {}}, "bogus_section"),
+])
+def test_typos_fail_before_any_work(data, match):
+    with pytest.raises(InputError, match=match):
+        DistillConfig.from_dict(data)
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(InputError, match="no such file"):
+        DistillConfig.load(tmp_path / "nope.yaml")
+
+
+def test_gates_pass_fail_and_unmeasured():
+    evaluation = {"forces": {"r2": 0.97, "mae": 0.05}}
+    md = {"summary": {"nve_drift_percent_per_100_steps_max": 0.2}}
+    verdicts = {v["gate"]: v for v in check_gates(
+        {"min_force_r2": 0.95, "max_force_mae": 0.01, "max_nve_drift": 0.1,
+         "max_opt_rmsd": 0.3}, evaluation, md)}
+    assert verdicts["min_force_r2"]["passed"]
+    assert not verdicts["max_force_mae"]["passed"]
+    assert not verdicts["max_nve_drift"]["passed"]
+    assert not verdicts["max_opt_rmsd"]["passed"] and verdicts["max_opt_rmsd"]["value"] is None

@@ -1,0 +1,84 @@
+"""`mlffd distill` end to end on GFN2-xTB: kill -9 mid-stage, resume, cache, gates."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytest.importorskip("tblite")
+
+MOLECULES = "O water\nN ammonia\nC methane\nCO methanol\nC=O formaldehyde\nCCO ethanol\n"
+
+
+def _config(tmp_path: Path) -> Path:
+    smiles = tmp_path / "mols.smi"
+    smiles.write_text(MOLECULES)
+    config = {
+        "run_dir": str(tmp_path / "run"), "teacher": "xtb", "students": ["ultra-tiny"],
+        "generate": {"smiles": str(smiles), "conformers": 1,
+                     "rattle": {"n": 6, "sigma": [0.02, 0.08]}},
+        "split": {"ratios": [0.5, 0.25, 0.25], "seed": 1},
+        "train": {"max_steps": 400, "max_epochs": 1000, "batch_size": 4, "progress": False,
+                  "checkpoint_every_steps": 5, "warmup_steps": 5, "num_threads": 1},
+        "md": {"n_molecules": 1, "nve_steps": 20, "nvt_steps": 20, "conformers": 1,
+               "max_opt_steps": 20},
+        "export": {"formats": ["torchscript"]},
+        "bench": {"formats": ["eager"], "batch_sizes": [1], "threads": [1], "repeats": 2},
+        "gates": {"min_force_r2": -1e9},
+    }
+    path = tmp_path / "distill.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def _distill(config: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-c", "from mlff_distiller.cli import main; main()", "distill",
+            str(config), *extra]
+
+
+@pytest.mark.slow
+def test_kill_mid_training_then_resume_and_cache(tmp_path):
+    config = _config(tmp_path)
+    run = tmp_path / "run"
+    proc = subprocess.Popen(_distill(config), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    state = run / "train-ultra-tiny" / "run" / "training_state.safetensors"
+    deadline = time.time() + 300
+    while not state.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, f"distill ended before training checkpointed:\n{proc.stdout.read()}"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (run / "train-ultra-tiny" / "stage.json").exists()
+    labeled_before = (run / "label" / "data.h5").stat().st_mtime_ns
+
+    resumed = subprocess.run(_distill(config), capture_output=True, text=True)
+    log = resumed.stdout + resumed.stderr
+    assert resumed.returncode == 0, log
+    for name in ("generate", "label", "split"):
+        assert f"[{name}] cached" in log
+    assert "[train-ultra-tiny] resuming an interrupted run" in log
+    assert (run / "label" / "data.h5").stat().st_mtime_ns == labeled_before
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["passed"] and summary["students"]["ultra-tiny"]["verdict"] == "PASS"
+    report = Path(summary["report"]).read_text()
+    assert "ultra-tiny" in report and "card" in report
+
+    # A later stage's config change re-runs that stage only; a failing gate exits 1.
+    again = subprocess.run(_distill(config, "--set", "bench.repeats=3",
+                                    "--set", "gates.max_force_mae=0.0"),
+                           capture_output=True, text=True)
+    log = again.stdout + again.stderr
+    assert again.returncode == 1, log
+    for name in ("train-ultra-tiny", "evaluate-ultra-tiny", "md-ultra-tiny", "export-ultra-tiny"):
+        assert f"[{name}] cached" in log
+    assert "[bench] cached" not in log
+    assert "FAIL" in log and "max_force_mae" in log
