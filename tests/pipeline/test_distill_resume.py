@@ -26,7 +26,9 @@ def _config(tmp_path: Path) -> Path:
         "generate": {"smiles": str(smiles), "conformers": 1,
                      "rattle": {"n": 6, "sigma": [0.02, 0.08]}},
         "split": {"ratios": [0.5, 0.25, 0.25], "seed": 1},
-        "train": {"max_steps": 400, "max_epochs": 1000, "batch_size": 4, "progress": False,
+        "onpolicy": {"rounds": 1, "molecules": 2, "md_steps": 20, "stride": 5,
+                     "frames_per_molecule": 2, "temperature_K": 400},
+        "train": {"max_steps": 150, "max_epochs": 1000, "batch_size": 4, "progress": False,
                   "checkpoint_every_steps": 5, "warmup_steps": 5, "num_threads": 1},
         "md": {"n_molecules": 1, "nve_steps": 20, "nvt_steps": 20, "conformers": 1,
                "max_opt_steps": 20},
@@ -71,6 +73,7 @@ def test_kill_mid_training_then_resume_and_cache(tmp_path):
     assert summary["passed"] and summary["students"]["ultra-tiny"]["verdict"] == "PASS"
     report = Path(summary["report"]).read_text()
     assert "ultra-tiny" in report and "card" in report
+    _check_onpolicy_round(run, summary)
 
     # A later stage's config change re-runs that stage only; a failing gate exits 1.
     again = subprocess.run(_distill(config, "--set", "bench.repeats=3",
@@ -82,3 +85,19 @@ def test_kill_mid_training_then_resume_and_cache(tmp_path):
         assert f"[{name}] cached" in log
     assert "[bench] cached" not in log
     assert "FAIL" in log and "max_force_mae" in log
+
+
+def _check_onpolicy_round(run: Path, summary: dict) -> None:
+    """Round 1 added teacher-labeled student-MD frames of training molecules only."""
+    import h5py
+
+    assert [r["round"] for r in summary["onpolicy_rounds"]] == [0, 1]
+    with h5py.File(run / "split" / "data.h5") as before, \
+            h5py.File(run / "onpolicy-r1" / "data.h5") as after:
+        n_before = before["structures"]["energy"].shape[0]
+        n_after = after["structures"]["energy"].shape[0]
+        assert 0 < n_after - n_before <= 4
+        for name in ("train", "val", "test"):
+            assert before["splits"][name][:].tolist() == after["splits"][name][:].tolist()
+        new_molecules = set(after["structures"]["molecule_id"][n_before:].tolist())
+        assert new_molecules <= set(before["splits"]["train"][:].tolist())
