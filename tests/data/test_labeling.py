@@ -196,3 +196,11 @@ def test_real_teacher_labels_match_the_teacher(spec, tmp_path):
 def test_worker_that_cannot_load_the_teacher_reports_why(pool, tmp_path):
     with pytest.raises(InputError, match="needs a model file"):
         label_structures(pool, "mace", tmp_path / "d.h5", workers=2, progress=False)
+
+
+def test_corrupt_existing_output_is_refused_and_left_untouched(pool, tmp_path):
+    out = tmp_path / "d.h5"
+    out.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\x00" * 64)
+    with pytest.raises(InputError, match="corrupt or truncated"):
+        label_structures(pool, FlakyTeacher(), out, progress=False)
+    assert out.read_bytes() == b"\x89HDF\r\n\x1a\n" + b"\x00" * 64
