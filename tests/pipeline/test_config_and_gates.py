@@ -44,3 +44,9 @@ def test_gates_pass_fail_and_unmeasured():
     assert not verdicts["max_force_mae"]["passed"]
     assert not verdicts["max_nve_drift"]["passed"]
     assert not verdicts["max_opt_rmsd"]["passed"] and verdicts["max_opt_rmsd"]["value"] is None
+
+
+@pytest.mark.parametrize("name", ["demo", "organic", "xtb", "orb", "mace"])
+def test_shipped_distill_configs_are_valid(name):
+    config = DistillConfig.load(f"configs/{name}.yaml")
+    assert config.run_dir == f"runs/{name}"

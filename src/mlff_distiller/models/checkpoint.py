@@ -137,9 +137,16 @@ def load_student(
 
 def _existing(path: str | os.PathLike) -> Path:
     p = Path(path)
-    if not p.is_file():
-        raise InputError(f"checkpoint {str(path)!r} does not exist or is not a file")
-    return p
+    if p.is_file():
+        return p
+    from mlff_distiller.models import zoo
+
+    shipped = zoo.zoo_path(str(path))
+    if shipped is not None:
+        return shipped
+    hint = (f"; zoo students shipped here: {zoo.available()}" if zoo.available()
+            else "; no zoo students are shipped in this installation")
+    raise InputError(f"checkpoint {str(path)!r} does not exist or is not a file{hint}")
 
 
 def _prod(shape) -> int:
