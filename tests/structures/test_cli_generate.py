@@ -1,0 +1,47 @@
+"""`mlffd generate` and `mlffd teachers` through the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import ase.io
+from typer.testing import CliRunner
+
+from mlff_distiller.cli import app
+
+
+def test_generate_from_packaged_set_with_yaml_and_overrides(tmp_path):
+    config = tmp_path / "gen.yaml"
+    config.write_text("conformers: 2\nrattle: {n: 1, sigma: [0.02, 0.03]}\n")
+    out = tmp_path / "pool.extxyz"
+    result = CliRunner().invoke(app, [
+        "generate", "--smiles", "organic", "--max-molecules", "4", "--out", str(out),
+        "--config", str(config), "--rattle", "3", "--bond-scales", "0.9,1.1"])
+    assert result.exit_code == 0, result.output
+    frames = ase.io.read(out, index=":")
+    assert {f.info["molecule_name"] for f in frames} == {"water", "ammonia", "methane",
+                                                         "methanol"}
+    methods = [f.info["method"] for f in frames]
+    assert methods.count("rattle") == 3 * methods.count("conformer")
+    summary = json.loads((tmp_path / "pool.summary.json").read_text())
+    assert summary["config"]["rattle"]["n"] == 3 and summary["config"]["conformers"] == 2
+
+
+def test_user_errors_print_one_line(tmp_path):
+    bad = tmp_path / "bad.smi"
+    bad.write_text("")
+    proc = subprocess.run([sys.executable, "-c", "from mlff_distiller.cli import main; main()",
+                           "generate", "--smiles", str(bad), "--out", str(tmp_path / "p.xyz")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "is empty" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_teachers_listing():
+    result = CliRunner().invoke(app, ["teachers", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {row["name"]: row for row in json.loads(result.output)}
+    assert set(rows) == {"sevennet", "xtb", "orb", "mace", "ase"}
+    assert rows["ase"]["installed"] is True and rows["sevennet"]["extra"] == "sevennet"
