@@ -50,3 +50,29 @@ def test_unknown_mode_is_an_input_error(checkpoint):
 
     with pytest.raises(InputError, match="int8-weight"):
         quantize_student(checkpoint, "int4")
+
+
+def test_dataset_gives_accuracy_vs_teacher_labels(tmp_path):
+    """Labels made by the float32 student itself: its own error vs them must be ~0."""
+    from ase.build import molecule
+
+    from mlff_distiller.data.dataset import write_dataset
+    from mlff_distiller.md.calculator import StudentCalculator
+    from mlff_distiller.teachers.base import Labels
+
+    model = student32("ultra-tiny", elements=(1, 6, 8))
+    path = tmp_path / "s.safetensors"
+    save_student(model, path)
+    structures, labels = [], []
+    for k in range(3):
+        atoms = molecule("CH3CH2OH")
+        atoms.rattle(0.05, seed=k)
+        atoms.calc = StudentCalculator(model)
+        labels.append(Labels(energy=atoms.get_potential_energy(), forces=atoms.get_forces()))
+        atoms.calc = None
+        structures.append(atoms)
+    data = write_dataset(tmp_path / "d.h5", structures, labels)
+    r = quantize_student(path, "int8-weight", dataset=data, **FAST)
+    assert r["n_eval_structures"] == 3
+    assert r["vs_teacher"]["float32"]["force_mae_ev_per_a"] < 1e-5
+    assert r["vs_teacher"]["int8-weight"]["force_mae_ev_per_a"] > 0
