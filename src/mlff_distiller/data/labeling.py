@@ -302,12 +302,8 @@ def _assemble(parts: Path, out: Path, n_chunks: int, meta: dict) -> None:
     import h5py
 
     tmp = parts / ".assembled.tmp"
-    files = [open_dataset(_chunk_path(parts, k)) for k in range(n_chunks)]
-    try:
-        copy_dataset(files, tmp, {**meta, "created": _now()})
-    finally:
-        for f in files:
-            f.close()
+    copy_dataset([_chunk_path(parts, k) for k in range(n_chunks)], tmp,
+                 {**meta, "created": _now()})
     with h5py.File(tmp, "r"):  # readable before it takes the final name
         pass
     os.replace(tmp, out)

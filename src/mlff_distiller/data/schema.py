@@ -323,19 +323,37 @@ def read_failures(f) -> list[tuple[int, str]]:
 
 def copy_dataset(inputs: list, out_path: str | os.PathLike, metadata: dict,
                  molecule_offsets: list[int] | None = None, window: int = 4096) -> str:
-    """Concatenate open dataset files into a new file at ``out_path`` (a temporary path),
-    streaming ``window`` structures at a time; returns the content hash."""
+    """Concatenate datasets into a new file at ``out_path`` (a temporary path), streaming
+    ``window`` structures at a time; returns the content hash.
+
+    ``inputs`` are open files or paths; paths are opened one at a time (any number of them).
+    """
     writer = DatasetWriter(out_path)
+    pending: list[Block] = []  # small inputs are buffered: HDF5 appends in whole windows
+
+    def flush() -> None:
+        writer.append(Block.concatenate(pending))
+        pending.clear()
+
     try:
-        for k, f in enumerate(inputs):
-            n = f["structures"]["energy"].shape[0]
-            for start in range(0, n, window):
-                block = read_block(f, start, min(n, start + window))
-                if molecule_offsets is not None:
-                    block.molecule_id = block.molecule_id + molecule_offsets[k]
-                writer.append(block)
-            failures = read_failures(f)
-            writer.add_failures([i for i, _ in failures], [r for _, r in failures])
+        for k, item in enumerate(inputs):
+            opened = isinstance(item, (str, os.PathLike))
+            f = open_dataset(item) if opened else item
+            try:
+                n = f["structures"]["energy"].shape[0]
+                for start in range(0, n, window):
+                    block = read_block(f, start, min(n, start + window))
+                    if molecule_offsets is not None:
+                        block.molecule_id = block.molecule_id + molecule_offsets[k]
+                    pending.append(block)
+                    if sum(len(b) for b in pending) >= window:
+                        flush()
+                failures = read_failures(f)
+                writer.add_failures([i for i, _ in failures], [r for _, r in failures])
+            finally:
+                if opened:
+                    f.close()
+        flush()
         return writer.finish(metadata)
     except BaseException:
         writer.abort()
