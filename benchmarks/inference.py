@@ -1,0 +1,278 @@
+"""Inference speed of the students vs schnetpack's PaiNN, SevenNet-0 and GFN2-xTB; JSON out.
+
+One run measures everything (students and peers under the same machine load):
+energy + forces per call at 9 / 20 / 40 / 76 atoms (RDKit/MMFF conformers of ethanol,
+paracetamol, diphenhydramine, atorvastatin), medians of repeats, wall time.
+
+* students, 1 thread, through ``StudentCalculator``: ``eager`` (graph + eager model per
+  call), ``fast`` (default fast path, neighbour list rebuilt every call: a single point),
+  ``md_step`` (one VelocityVerlet step with the default Verlet skin reuse), ``compiled``
+  (fast path under ``torch.compile``, neighbour list every call; compile time reported);
+* schnetpack 2.1.1 PaiNN with each preset's sizes, 1 thread, through its ``AtomsConverter``
+  (matscipy neighbour list) + model, in ``.venv-bench`` (worker:
+  ``benchmarks/inference_schnetpack.py``);
+* SevenNet-0 through its ASE calculator at 1 and 2 threads (best kept), GFN2-xTB (tblite);
+* batched throughput (atoms/s) of the fast model for batches 1-64, with glibc malloc and,
+  when ``libtcmalloc_minimal.so.4`` is installed, with it via ``LD_PRELOAD``.
+
+Setup of the schnetpack environment (once; pinned; ``--no-deps`` because schnetpack's
+declared deps would pull another torch):
+
+    python3.11 -m venv .venv-bench
+    .venv-bench/bin/pip install -c constraints.txt torch==2.13.0 numpy==2.4.6 ase==3.29.0
+    .venv-bench/bin/pip install --no-deps schnetpack==2.1.1 matscipy==1.3.1 dirsync==2.2.6 \
+        fasteners==0.20 tqdm==4.70.1 pytorch-lightning==2.6.6 lightning-utilities==0.15.3 \
+        torchmetrics==1.9.0 PyYAML==6.0.3 h5py==3.16.0 omegaconf==2.4.0 torch-ema==0.3
+
+Run (about 10 minutes on 2 cores):
+
+    .venv/bin/python benchmarks/inference.py --out runs/bench/inference.json
+
+Never asserts on time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+MOLECULES = {
+    9: "CCO",
+    20: "CC(=O)Nc1ccc(O)cc1",
+    40: "CN(C)CCOC(c1ccccc1)c1ccccc1",
+    76: "CC(C)c1c(C(=O)Nc2ccccc2)c(-c2ccccc2)c(-c2ccc(F)cc2)n1CCC(O)CC(O)CC(=O)O",
+}
+ELEMENTS = (1, 6, 7, 8, 9, 16, 17)
+PRESETS = ("original", "tiny", "ultra-tiny")
+BATCHES = (1, 8, 16, 32, 64)
+TCMALLOC = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
+
+
+def median_ms(call, repeats: int, warmup: int = 2) -> float:
+    for _ in range(warmup):
+        call()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - t0)
+    return 1e3 * statistics.median(times)
+
+
+def rattled_calls(atoms, calc):
+    """A get_forces call on a new geometry each time (ASE calculators cache results)."""
+    rng = np.random.default_rng(0)
+    atoms = atoms.copy()
+    atoms.calc = calc
+    start = atoms.positions.copy()
+
+    def call():
+        atoms.positions = start + rng.normal(0, 1e-3, start.shape)
+        return atoms.get_forces()
+
+    return call
+
+
+def md_step_call(atoms, calc):
+    from ase import units
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+    from ase.md.verlet import VelocityVerlet
+
+    atoms = atoms.copy()
+    MaxwellBoltzmannDistribution(atoms, temperature_K=300, rng=np.random.default_rng(0))
+    atoms.calc = calc
+    dyn = VelocityVerlet(atoms, timestep=0.5 * units.fs)
+    return lambda: dyn.run(1)
+
+
+def students(mols, repeats: int, compile_presets: list[str]) -> list[dict]:
+    from mlff_distiller import StudentCalculator, build_student
+    from mlff_distiller.models.painn import count_parameters
+
+    out = []
+    for preset in PRESETS:
+        model = build_student(preset, elements=ELEMENTS, seed=0).eval()
+        row = {"preset": preset, "params": count_parameters(model)}
+        compiled = None
+        if preset in compile_presets:
+            compiled = StudentCalculator(model, skin=0.0, compile=True)
+            t0 = time.perf_counter()
+            rattled_calls(mols[9], compiled)()
+            row["compile_s"] = round(time.perf_counter() - t0, 1)
+        for n, atoms in mols.items():
+            r = dict(row, n_atoms=n)
+            r["eager_ms"] = median_ms(rattled_calls(atoms, StudentCalculator(model, fast=False)),
+                                      repeats)
+            r["fast_ms"] = median_ms(rattled_calls(atoms, StudentCalculator(model, skin=0.0)),
+                                     repeats)
+            r["md_step_ms"] = median_ms(md_step_call(atoms, StudentCalculator(model)), repeats)
+            if compiled is not None:
+                r["compiled_ms"] = median_ms(rattled_calls(atoms, compiled), repeats)
+                r["compiled_md_step_ms"] = median_ms(md_step_call(atoms, compiled), repeats)
+            out.append(r)
+            print(f"  {preset:10s} {n:3d} atoms  " + "  ".join(
+                f"{k}={v:.2f}" for k, v in r.items() if k.endswith("_ms")), flush=True)
+    return out
+
+
+def schnetpack(mols, repeats: int) -> dict:
+    from mlff_distiller.models.presets import preset_config
+
+    python = ROOT / ".venv-bench" / "bin" / "python"
+    if not python.exists():
+        return {"error": f"{python} missing; see the setup commands at the top of this script"}
+    job = {"molecules": [{"numbers": a.numbers.tolist(), "positions": a.positions.tolist()}
+                         for a in mols.values()],
+           "configs": {p: {"hidden": preset_config(p).hidden,
+                           "n_interactions": preset_config(p).n_interactions,
+                           "n_rbf": preset_config(p).n_rbf, "cutoff": preset_config(p).cutoff}
+                       for p in PRESETS},
+           "repeats": repeats, "threads": 1}
+    done = subprocess.run([str(python), str(ROOT / "benchmarks" / "inference_schnetpack.py")],
+                          input=json.dumps(job), capture_output=True, text=True, check=False)
+    if done.returncode:
+        return {"error": done.stderr[-2000:]}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def teachers(mols, repeats: int) -> list[dict]:
+    from mlff_distiller.teachers import load_teacher
+
+    out = []
+    sevennet = load_teacher("sevennet").calculator()
+    for n, atoms in mols.items():
+        best = {}
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            best[threads] = median_ms(rattled_calls(atoms, sevennet), max(3, repeats // 5), 1)
+        threads = min(best, key=best.get)
+        out.append({"peer": "sevennet-0", "n_atoms": n, "median_ms": best[threads],
+                    "threads": threads, "by_threads_ms": best})
+        print(f"  sevennet-0 {n:3d} atoms  {best}", flush=True)
+    torch.set_num_threads(1)
+    from tblite.ase import TBLite
+
+    xtb = TBLite(method="GFN2-xTB", verbosity=0)
+    out.append({"peer": "gfn2-xtb", "n_atoms": 9, "threads": 1,
+                "median_ms": median_ms(rattled_calls(mols[9], xtb), repeats)})
+    return out
+
+
+def batched(mols, repeats: int) -> list[dict]:
+    """Throughput of FastForceField on batches of one molecule, graphs prebuilt."""
+    from mlff_distiller import build_student, keys
+    from mlff_distiller.data.graph import atoms_to_graph, collate
+    from mlff_distiller.md.fast import FastForceField
+
+    out = []
+    for preset in PRESETS:
+        fast = FastForceField(build_student(preset, elements=ELEMENTS, seed=0))
+        for n, atoms in mols.items():
+            single = atoms_to_graph(atoms, fast.cutoff)
+            for b in BATCHES:
+                g = collate([single] * b)
+                species = fast.species(g[keys.ATOMIC_NUMBERS])
+                args = (g[keys.POSITIONS], species, g[keys.EDGE_INDEX], None, g[keys.BATCH], b)
+                ms = median_ms(lambda f=fast, a=args: f(*a), max(3, repeats // max(1, b // 4)), 1)
+                out.append({"preset": preset, "n_atoms": n, "batch": b, "ms": ms,
+                            "atoms_per_s": n * b / (ms / 1e3)})
+    return out
+
+
+def batched_under(mols_json: str, repeats: int, preload: str | None) -> list[dict]:
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    if preload:
+        env["LD_PRELOAD"] = preload
+    done = subprocess.run([sys.executable, __file__, "--batched-worker", "--repeats",
+                           str(repeats)], input=mols_json, env=env, capture_output=True,
+                          text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def ratios(result: dict) -> list[dict]:
+    """The issue's targets, one row per size."""
+    stu = {(r["preset"], r["n_atoms"]): r for r in result["students"]}
+    spk = {(r["config"], r["n_atoms"]): r["median_ms"]
+           for r in result["schnetpack"].get("results", [])}
+    seven = {r["n_atoms"]: r["median_ms"] for r in result["teachers"] if r["peer"] == "sevennet-0"}
+    xtb = next(r["median_ms"] for r in result["teachers"] if r["peer"] == "gfn2-xtb")
+    rows = []
+    for n in MOLECULES:
+        o, t = stu[("original", n)], stu[("tiny", n)]
+        best_o = min(o["fast_ms"], o.get("compiled_ms", float("inf")))
+        row = {"n_atoms": n, "original_fast_ms": o["fast_ms"], "original_best_ms": best_o,
+               "original_md_step_ms": o["md_step_ms"],
+               "schnetpack_ms": spk.get(("original", n)),
+               "sevennet_ms": seven[n],
+               "speedup_vs_schnetpack_fast": spk.get(("original", n), np.nan) / o["fast_ms"],
+               "speedup_vs_schnetpack_best": spk.get(("original", n), np.nan) / best_o,
+               "speedup_vs_sevennet_md_step": seven[n] / min(o["md_step_ms"],
+                                                             o.get("compiled_md_step_ms", 1e9)),
+               "tiny_vs_original_fast": o["fast_ms"] / t["fast_ms"],
+               "tiny_vs_original_best": best_o / min(t["fast_ms"], t.get("compiled_ms", 1e9))}
+        if n == 9:
+            row["xtb_ms"] = xtb
+            row["speedup_vs_xtb_best"] = xtb / best_o
+        rows.append(row)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="runs/bench/inference.json")
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--compile", default="original,tiny",
+                        help="presets to also time under torch.compile ('' for none)")
+    parser.add_argument("--batched-worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    from ase import Atoms
+
+    if args.batched_worker:
+        mols = {int(k): Atoms(numbers=v["numbers"], positions=v["positions"])
+                for k, v in json.load(sys.stdin).items()}
+        print(json.dumps(batched(mols, args.repeats)))
+        return
+
+    from mlff_distiller.fileio import write_json
+    from mlff_distiller.structures.sources import embed_conformers
+
+    mols = {n: embed_conformers(s, 1, seed=0)[0] for n, s in MOLECULES.items()}
+    assert all(len(a) == n for n, a in mols.items()), {n: len(a) for n, a in mols.items()}
+    mols_json = json.dumps({n: {"numbers": a.numbers.tolist(), "positions": a.positions.tolist()}
+                            for n, a in mols.items()})
+    result = {"benchmark": "inference", "torch": torch.__version__, "cpu_count": os.cpu_count(),
+              "load_average_start": os.getloadavg()}
+    print("students", flush=True)
+    result["students"] = students(mols, args.repeats, [p for p in args.compile.split(",") if p])
+    write_json(args.out, result)  # partial results survive an interrupted run
+    print("schnetpack", flush=True)
+    result["schnetpack"] = schnetpack(mols, args.repeats)
+    print("teachers", flush=True)
+    result["teachers"] = teachers(mols, args.repeats)
+    write_json(args.out, result)
+    print("batched", flush=True)
+    result["batched_glibc"] = batched_under(mols_json, args.repeats, None)
+    write_json(args.out, result)
+    if Path(TCMALLOC).exists():
+        result["batched_tcmalloc"] = batched_under(mols_json, args.repeats, TCMALLOC)
+    result["ratios"] = ratios(result)
+    result["load_average_end"] = os.getloadavg()
+    write_json(args.out, result)
+    for row in result["ratios"]:
+        print(json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in row.items()}))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
