@@ -22,6 +22,7 @@ from ase import Atoms
 from mlff_distiller import build_student
 from mlff_distiller.data.graph import atoms_to_graph
 from mlff_distiller.models.painn import count_parameters
+from mlff_distiller.structures.sources import embed_conformers
 
 MOLECULES = {  # name: SMILES, chosen for their atom counts with hydrogens
     "aspirin (21 atoms)": "CC(=O)Oc1ccccc1C(=O)O",
@@ -30,30 +31,14 @@ MOLECULES = {  # name: SMILES, chosen for their atom counts with hydrogens
 }
 
 
-def conformer(smiles: str, seed: int = 0) -> Atoms:
-    from rdkit import Chem
-    from rdkit.Chem import AllChem
-
-    mol = Chem.AddHs(Chem.MolFromSmiles(smiles))
-    AllChem.EmbedMolecule(mol, randomSeed=seed)
-    AllChem.MMFFOptimizeMolecule(mol)
-    pos = mol.GetConformer().GetPositions()
-    return Atoms(numbers=[a.GetAtomicNum() for a in mol.GetAtoms()], positions=pos)
-
-
 def time_call(model, atoms: Atoms, repeats: int, warmup: int = 5) -> list[float]:
-    def call():
-        graph = atoms_to_graph(atoms, model.cutoff)
-        out = model(graph)
-        return out["forces"]
-
-    for _ in range(warmup):
-        call()
+    """Wall times (s) of graph building + E+F on ``atoms``, warm-up excluded."""
     times = []
-    for _ in range(repeats):
+    for k in range(warmup + repeats):
         t0 = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - t0)
+        model(atoms_to_graph(atoms, model.cutoff))["forces"]
+        if k >= warmup:
+            times.append(time.perf_counter() - t0)
     return times
 
 
@@ -64,7 +49,7 @@ def main() -> None:
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
 
-    molecules = {name: conformer(smi) for name, smi in MOLECULES.items()}
+    molecules = {name: embed_conformers(smi, 1, seed=0)[0] for name, smi in MOLECULES.items()}
     results = []
     for preset in ("original", "tiny", "ultra-tiny"):
         model = build_student(preset, seed=0).eval()
