@@ -170,7 +170,8 @@ def fit(
 
     def validate() -> dict[str, float]:
         metrics = summarize_errors(evaluate(ema_model, val, 2 * config.batch_size, info))
-        entry = {"epoch": run["epoch"], "step": run["step"], "lr": schedule.lr(run["step"]),
+        entry = {"epoch": run["epoch"], "step": run["step"],
+                 "lr": run.get("lr", schedule.lr(run["step"])),
                  "elapsed_s": round(run["elapsed_s"], 3),
                  **{f"train_{k}": v for k, v in _train_metrics(run).items()},
                  **{f"val_{k}": v for k, v in metrics.items()}}
@@ -202,6 +203,7 @@ def fit(
             batch = train.batch(global_idx[info.rank::info.world], info.device)
             lr = schedule.lr(run["step"], run["elapsed_s"] / config.time_budget_s
                              if config.time_budget_s else None)
+            run["lr"] = lr
             for group in optimizer.param_groups:
                 group["lr"] = lr
             loss, errors = _step_loss(model, batch, scales, weights, info)
