@@ -17,13 +17,16 @@ from .helpers import assert_forces_are_gradient, assert_rotation_equivariant, la
 
 pytest.importorskip("mace", reason="MACE teacher needs the [mace] extra + mace-torch --no-deps")
 
+FLAG = "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"
 E0 = {1: -13.6, 6: -1030.0, 7: -1485.0, 8: -2040.0}  # eV, isolated-atom energies
 
 
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory):
     from e3nn import o3
-    from mace import modules
+
+    flag = os.environ.get(FLAG)
+    from mace import modules  # importing mace sets FLAG process-wide: undo it below
 
     torch.manual_seed(0)
     block = modules.interaction_classes["RealAgnosticResidualInteractionBlock"]
@@ -36,15 +39,17 @@ def model_file(tmp_path_factory):
         atomic_inter_scale=1.0, atomic_inter_shift=0.0)
     path = tmp_path_factory.mktemp("mace") / "random.model"
     torch.save(model, path)
+    if flag is None:
+        os.environ.pop(FLAG, None)
     return path
 
 
 @pytest.fixture(scope="module")
 def teacher(model_file):
-    flag = os.environ.get("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD")
+    flag = os.environ.get(FLAG)
     dtype = torch.get_default_dtype()
     teacher = load_teacher(f"mace:{model_file}")
-    assert os.environ.get("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD") == flag, "mace leaked its env flag"
+    assert os.environ.get(FLAG) == flag, "the MACE teacher leaked mace's env flag"
     assert torch.get_default_dtype() == dtype, "loading MACE changed torch's default dtype"
     return teacher
 
