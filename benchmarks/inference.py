@@ -58,15 +58,18 @@ BATCHES = (1, 8, 16, 32, 64)
 TCMALLOC = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
 
 
-def median_ms(call, repeats: int, warmup: int = 2) -> float:
+def median_ms(call, repeats: int, warmup: int = 2) -> tuple[float, float]:
+    """Medians (wall ms, CPU ms of this thread). On a shared, loaded machine the CPU time of
+    a one-thread call is the steadier measure of its work (wall time adds waiting)."""
     for _ in range(warmup):
         call()
-    times = []
+    wall, cpu = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        c0, t0 = time.thread_time(), time.perf_counter()
         call()
-        times.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(times)
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.thread_time() - c0)
+    return 1e3 * statistics.median(wall), 1e3 * statistics.median(cpu)
 
 
 def rattled_calls(atoms, calc):
@@ -111,14 +114,16 @@ def students(mols, repeats: int, compile_presets: list[str]) -> list[dict]:
             row["compile_s"] = round(time.perf_counter() - t0, 1)
         for n, atoms in mols.items():
             r = dict(row, n_atoms=n)
-            r["eager_ms"] = median_ms(rattled_calls(atoms, StudentCalculator(model, fast=False)),
-                                      repeats)
-            r["fast_ms"] = median_ms(rattled_calls(atoms, StudentCalculator(model, skin=0.0)),
-                                     repeats)
-            r["md_step_ms"] = median_ms(md_step_call(atoms, StudentCalculator(model)), repeats)
+            calls = {
+                "eager": rattled_calls(atoms, StudentCalculator(model, fast=False)),
+                "fast": rattled_calls(atoms, StudentCalculator(model, skin=0.0)),
+                "md_step": md_step_call(atoms, StudentCalculator(model)),
+            }
             if compiled is not None:
-                r["compiled_ms"] = median_ms(rattled_calls(atoms, compiled), repeats)
-                r["compiled_md_step_ms"] = median_ms(md_step_call(atoms, compiled), repeats)
+                calls["compiled"] = rattled_calls(atoms, compiled)
+                calls["compiled_md_step"] = md_step_call(atoms, compiled)
+            for name, call in calls.items():
+                r[f"{name}_ms"], r[f"{name}_cpu_ms"] = median_ms(call, repeats)
             out.append(r)
             print(f"  {preset:10s} {n:3d} atoms  " + "  ".join(
                 f"{k}={v:.2f}" for k, v in r.items() if k.endswith("_ms")), flush=True)
@@ -155,16 +160,18 @@ def teachers(mols, repeats: int) -> list[dict]:
         for threads in (1, 2):
             torch.set_num_threads(threads)
             best[threads] = median_ms(rattled_calls(atoms, sevennet), max(3, repeats // 5), 1)
-        threads = min(best, key=best.get)
-        out.append({"peer": "sevennet-0", "n_atoms": n, "median_ms": best[threads],
-                    "threads": threads, "by_threads_ms": best})
+        threads = min(best, key=lambda k: best[k][0])
+        out.append({"peer": "sevennet-0", "n_atoms": n, "median_ms": best[threads][0],
+                    "cpu_ms": best[1][1], "threads": threads,
+                    "by_threads_ms": {k: v[0] for k, v in best.items()}})
         print(f"  sevennet-0 {n:3d} atoms  {best}", flush=True)
     torch.set_num_threads(1)
     from tblite.ase import TBLite
 
     xtb = TBLite(method="GFN2-xTB", verbosity=0)
-    out.append({"peer": "gfn2-xtb", "n_atoms": 9, "threads": 1,
-                "median_ms": median_ms(rattled_calls(mols[9], xtb), repeats)})
+    wall, cpu = median_ms(rattled_calls(mols[9], xtb), repeats)
+    out.append({"peer": "gfn2-xtb", "n_atoms": 9, "threads": 1, "median_ms": wall,
+                "cpu_ms": cpu})
     return out
 
 
@@ -183,9 +190,11 @@ def batched(mols, repeats: int) -> list[dict]:
                 g = collate([single] * b)
                 species = fast.species(g[keys.ATOMIC_NUMBERS])
                 args = (g[keys.POSITIONS], species, g[keys.EDGE_INDEX], None, g[keys.BATCH], b)
-                ms = median_ms(lambda f=fast, a=args: f(*a), max(3, repeats // max(1, b // 4)), 1)
+                ms, cpu = median_ms(lambda f=fast, a=args: f(*a),
+                                    max(3, repeats // max(1, b // 4)), 1)
                 out.append({"preset": preset, "n_atoms": n, "batch": b, "ms": ms,
-                            "atoms_per_s": n * b / (ms / 1e3)})
+                            "cpu_ms": cpu, "atoms_per_s": n * b / (ms / 1e3),
+                            "atoms_per_cpu_s": n * b / (cpu / 1e3)})
     return out
 
 
@@ -199,30 +208,31 @@ def batched_under(mols_json: str, repeats: int, preload: str | None) -> list[dic
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def ratios(result: dict) -> list[dict]:
-    """The issue's targets, one row per size."""
+def ratios(result: dict, metric: str) -> list[dict]:
+    """The issue's targets, one row per size; ``metric`` "wall" or "cpu" (1-thread CPU)."""
+    sfx = "_ms" if metric == "wall" else "_cpu_ms"
+    peer_key = "median_ms" if metric == "wall" else "cpu_ms"
     stu = {(r["preset"], r["n_atoms"]): r for r in result["students"]}
-    spk = {(r["config"], r["n_atoms"]): r["median_ms"]
+    spk = {(r["config"], r["n_atoms"]): r[peer_key]
            for r in result["schnetpack"].get("results", [])}
-    seven = {r["n_atoms"]: r["median_ms"] for r in result["teachers"] if r["peer"] == "sevennet-0"}
-    xtb = next(r["median_ms"] for r in result["teachers"] if r["peer"] == "gfn2-xtb")
+    seven = {r["n_atoms"]: r[peer_key] for r in result["teachers"] if r["peer"] == "sevennet-0"}
+    xtb = next(r[peer_key] for r in result["teachers"] if r["peer"] == "gfn2-xtb")
+    inf = float("inf")
     rows = []
     for n in MOLECULES:
         o, t = stu[("original", n)], stu[("tiny", n)]
-        best_o = min(o["fast_ms"], o.get("compiled_ms", float("inf")))
-        row = {"n_atoms": n, "original_fast_ms": o["fast_ms"], "original_best_ms": best_o,
-               "original_md_step_ms": o["md_step_ms"],
-               "schnetpack_ms": spk.get(("original", n)),
-               "sevennet_ms": seven[n],
-               "speedup_vs_schnetpack_fast": spk.get(("original", n), np.nan) / o["fast_ms"],
-               "speedup_vs_schnetpack_best": spk.get(("original", n), np.nan) / best_o,
-               "speedup_vs_sevennet_md_step": seven[n] / min(o["md_step_ms"],
-                                                             o.get("compiled_md_step_ms", 1e9)),
-               "tiny_vs_original_fast": o["fast_ms"] / t["fast_ms"],
-               "tiny_vs_original_best": best_o / min(t["fast_ms"], t.get("compiled_ms", 1e9))}
+        best_o = min(o["fast" + sfx], o.get("compiled" + sfx, inf))
+        best_t = min(t["fast" + sfx], t.get("compiled" + sfx, inf))
+        md_o = min(o["md_step" + sfx], o.get("compiled_md_step" + sfx, inf))
+        ref = spk.get(("original", n), float("nan"))
+        row = {"n_atoms": n, "original_fast_ms": o["fast" + sfx], "original_best_ms": best_o,
+               "original_md_step_ms": md_o, "tiny_best_ms": best_t, "schnetpack_ms": ref,
+               "sevennet_ms": seven[n], "x_schnetpack_fast": ref / o["fast" + sfx],
+               "x_schnetpack_best": ref / best_o, "x_sevennet_md_step": seven[n] / md_o,
+               "tiny_x_original": best_o / best_t}
         if n == 9:
             row["xtb_ms"] = xtb
-            row["speedup_vs_xtb_best"] = xtb / best_o
+            row["x_xtb_best"] = xtb / best_o
         rows.append(row)
     return rows
 
@@ -266,11 +276,15 @@ def main() -> None:
     write_json(args.out, result)
     if Path(TCMALLOC).exists():
         result["batched_tcmalloc"] = batched_under(mols_json, args.repeats, TCMALLOC)
-    result["ratios"] = ratios(result)
+    result["ratios_wall"] = ratios(result, "wall")
+    result["ratios_cpu"] = ratios(result, "cpu")
     result["load_average_end"] = os.getloadavg()
     write_json(args.out, result)
-    for row in result["ratios"]:
-        print(json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in row.items()}))
+    for metric in ("wall", "cpu"):
+        print(metric)
+        for row in result[f"ratios_{metric}"]:
+            print(json.dumps({k: round(v, 2) if isinstance(v, float) else v
+                              for k, v in row.items()}))
     print(f"wrote {args.out}")
 
 
