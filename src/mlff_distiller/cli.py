@@ -615,7 +615,7 @@ def bench(
 @app.command()
 def distill(
     config: Path = typer.Argument(..., help="Distillation config YAML (see configs/demo.yaml)."),
-    override: list[str] = typer.Option(  # noqa: B008
+    override: list[str] = typer.Option(
         [], "--set", help="Override a config value: section.key=value (repeatable)."),
 ) -> None:
     """Teacher to proven, exported students: every stage, cached; exits 1 when a gate fails."""

@@ -31,5 +31,5 @@ def test_invalid_config_is_named(bad):
 
 def test_seed_makes_initialisation_reproducible():
     a, b = build_student("ultra-tiny", seed=3), build_student("ultra-tiny", seed=3)
-    for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items()):
+    for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
         assert ka == kb and (va == vb).all()

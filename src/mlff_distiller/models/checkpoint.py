@@ -184,7 +184,9 @@ def _load_legacy(path: Path, config: str | PaiNNConfig | None) -> ForceField:
     if not isinstance(obj, Mapping):
         raise InputError(f"{path}: expected a dict of tensors, found {type(obj).__name__}")
     state = obj.get("model_state_dict", obj.get("state_dict", obj))
-    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+    tensors_only = isinstance(state, Mapping) and all(
+        isinstance(v, torch.Tensor) for v in state.values())
+    if not tensors_only:
         raise InputError(
             f"{path}: no state dict found (expected 'model_state_dict' or a dict of tensors)"
         )
