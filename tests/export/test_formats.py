@@ -93,3 +93,26 @@ def test_bad_format_and_missing_file_are_input_errors(tmp_path):
         export_student(student32(), "tflite", tmp_path / "x")
     with pytest.raises(InputError, match="does not exist"):
         load_export(tmp_path / "missing.onnx")
+
+
+def test_metatomic_selected_atoms_sum_their_atomic_energies(tmp_path):
+    """LAMMPS passes selected_atoms (its local atoms, not ghosts): only they may count."""
+    import torch
+    from metatensor.torch import Labels
+    from metatomic.torch import ModelOutput
+    from metatomic_ase import MetatomicCalculator
+
+    from mlff_distiller.data.graph import atoms_to_graph
+
+    model = student32("tiny")
+    path = tmp_path / "s.pt"
+    export_student(model, "metatomic", path, check=False)
+    atoms = molecule("CH3CH2OH")
+    calc = MetatomicCalculator(str(path), device="cpu")
+    chosen = [0, 2, 5]
+    selected = Labels(["system", "atom"], torch.tensor([[0, i] for i in chosen], dtype=torch.int32))
+    out = calc.run_model(atoms, {"energy": ModelOutput(unit="eV", sample_kind="system")},
+                         selected_atoms=selected)
+    graph = atoms_to_graph(atoms, model.cutoff)
+    expected = model.energy_model.atomic_energies(graph)[chosen].sum()
+    assert float(out["energy"].block().values[0, 0]) == pytest.approx(float(expected), abs=1e-5)
