@@ -107,3 +107,15 @@ def test_bad_skin_is_an_input_error(skin):
 
     with pytest.raises(InputError, match="skin"):
         VerletNeighborList(5.0, skin)
+
+
+def test_calculator_sees_weights_changed_in_place():
+    model = perturbed_student("ultra-tiny")
+    atoms = molecule("H2O")
+    calc = StudentCalculator(model)
+    atoms.calc = calc
+    e0 = atoms.get_potential_energy()
+    with torch.no_grad():
+        model.energy_model.element_energies.add_(1.0)
+    atoms.positions[0] += 1e-3  # a new geometry, so ASE asks again
+    assert atoms.get_potential_energy() == pytest.approx(e0 + 3.0, abs=1e-3)

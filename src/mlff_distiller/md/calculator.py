@@ -69,6 +69,11 @@ class StudentCalculator(Calculator):
         self._compile = bool(compile)
         self._numbers = None
         self._inputs: dict[str, torch.Tensor] = {}
+        self._built_from: tuple[int, ...] = ()
+
+    def _weights_version(self) -> tuple[int, ...]:
+        """In-place version counters of the model's tensors (change when weights change)."""
+        return tuple(t._version for t in (*self.model.parameters(), *self.model.buffers()))
 
     def _fast_inputs(self, atoms) -> dict[str, torch.Tensor]:
         """Model inputs on the Verlet list; edges and species reused while valid."""
@@ -77,8 +82,10 @@ class StudentCalculator(Calculator):
             name=f"structure ({atoms.get_chemical_formula() or 'empty'})",
             elements=self.model.elements,
         )
-        if self._fast_model is None:
-            self._fast_model = FastForceField(self.model)
+        version = self._weights_version()
+        if self._fast_model is None or version != self._built_from:
+            # (re)freeze a copy; weights changed in place since the last copy are picked up
+            self._fast_model, self._built_from = FastForceField(self.model), version
             self._fast_fn = (
                 compile_energy_and_forces(self._fast_model) if self._compile else self._fast_model
             )
