@@ -1,7 +1,8 @@
-"""The packaged default molecule set: size, elements, every SMILES parses and embeds."""
+"""The packaged molecule sets: size, elements, every SMILES parses and embeds."""
 
 from __future__ import annotations
 
+import pytest
 from rdkit import Chem
 
 from mlff_distiller.structures.filters import min_pair_distance
@@ -13,18 +14,24 @@ from mlff_distiller.structures.sources import (
 )
 
 ALLOWED = {"H", "C", "N", "O", "F", "S", "Cl"}
+SETS = sorted(packaged_molecule_sets())
 
 
-def test_default_set_parses_and_has_allowed_elements():
-    path = packaged_molecule_sets()[DEFAULT_MOLECULE_SET]
-    entries, problems = read_smiles_file(path)
-    assert problems == []
+def test_default_set_is_shipped_and_large_enough():
+    assert DEFAULT_MOLECULE_SET in SETS
+    entries, _ = read_smiles_file(packaged_molecule_sets()[DEFAULT_MOLECULE_SET])
     assert len(entries) >= 60
-    names = [name for _, _, name in entries]
-    assert len(set(names)) == len(names)
-    for _, smiles, name in entries:
-        mol = Chem.AddHs(Chem.MolFromSmiles(smiles))
-        assert {a.GetSymbol() for a in mol.GetAtoms()} <= ALLOWED, name
+
+
+@pytest.mark.parametrize("name", SETS)
+def test_set_parses_with_allowed_elements(name):
+    entries, problems = read_smiles_file(packaged_molecule_sets()[name])
+    assert problems == []
+    names = [mol for _, _, mol in entries]
+    assert len(set(names)) == len(names), "duplicate names"
+    for _, smiles, mol in entries:
+        atoms = Chem.AddHs(Chem.MolFromSmiles(smiles)).GetAtoms()
+        assert {a.GetSymbol() for a in atoms} <= ALLOWED, mol
 
 
 def test_default_set_embeds_in_3d():
