@@ -52,7 +52,7 @@ def bond_scan(atoms: Atoms, scales: tuple[float, ...], n_bonds: int,
     out = []
     for b in chosen:
         i, j = bonds[int(b)]
-        vec = atoms.positions[j] - atoms.positions[i]
+        vec = atoms.get_distance(i, j, mic=bool(atoms.pbc.any()), vector=True)
         r0 = float(np.linalg.norm(vec))
         unit = vec / r0
         for scale in scales:

@@ -209,10 +209,9 @@ def _molecules_from_sdf(path: Path) -> list[SourceMolecule]:
                 bad.append(k + 1)
                 continue
             mol = Chem.AddHs(mol, addCoords=True)
-            name = mol.GetProp("_Name") if mol.HasProp("_Name") and mol.GetProp("_Name") \
-                else f"record{k + 1}"
-            molecules.append(SourceMolecule(len(molecules), name, Chem.MolToSmiles(
-                Chem.RemoveHs(mol)), [rdkit_to_atoms(mol)]))
+            name = (mol.GetProp("_Name") if mol.HasProp("_Name") else "") or f"record{k + 1}"
+            smiles = Chem.MolToSmiles(Chem.RemoveHs(mol))
+            molecules.append(SourceMolecule(len(molecules), name, smiles, [rdkit_to_atoms(mol)]))
     finally:
         RDLogger.EnableLog("rdApp.*")
     if not molecules:
