@@ -44,7 +44,7 @@ def bond_scan(atoms: Atoms, scales: tuple[float, ...], n_bonds: int,
     nl = NeighborList(natural_cutoffs(atoms), self_interaction=False, bothways=True)
     nl.update(atoms)
     degree = np.array([len(nl.get_neighbors(i)[0]) for i in range(len(atoms))])
-    bonds = sorted({(min(i, j), max(i, j)) for i in range(len(atoms))
+    bonds = sorted({(int(min(i, j)), int(max(i, j))) for i in range(len(atoms))
                     for j in nl.get_neighbors(i)[0]})
     if not bonds or not scales:
         return []
