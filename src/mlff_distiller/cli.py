@@ -100,6 +100,7 @@ def generate(
     md_stride: int = typer.Option(None, help="Keep an MD frame every N steps [20]."),
     md_temperature: float = typer.Option(None, help="MD temperature, K [500]."),
     bond_scales: str = typer.Option(None, help="Bond scan scales, e.g. '0.85,0.93,1.1,1.25'."),
+    scan_bonds: int = typer.Option(None, help="Random bonds scanned per conformer [2]."),
     min_distance: float = typer.Option(None, help="Reject structures with a pair closer, Å [0.5]."),
     seed: int = typer.Option(None, help="Random seed [0]."),
     teacher: str = typer.Option(None, help="Teacher driving normal modes / MD [sevennet]."),
@@ -116,7 +117,8 @@ def generate(
         "rattle.sigma": _floats(rattle_sigma, "rattle-sigma"), "normal_modes.n": normal_modes,
         "normal_modes.temperature": nm_temperature, "md.steps": md_steps,
         "md.stride": md_stride, "md.temperature": md_temperature,
-        "bond_scan.scales": _floats(bond_scales, "bond-scales"), "min_distance": min_distance,
+        "bond_scan.scales": _floats(bond_scales, "bond-scales"), "bond_scan.bonds": scan_bonds,
+        "min_distance": min_distance,
         "seed": seed, "teacher": teacher, "teacher_weights": teacher_weights, "device": device,
     })
     path = generate_structures(cfg, console=err_console)

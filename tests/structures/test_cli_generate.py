@@ -18,13 +18,15 @@ def test_generate_from_packaged_set_with_yaml_and_overrides(tmp_path):
     out = tmp_path / "pool.extxyz"
     result = CliRunner().invoke(app, [
         "generate", "--smiles", "organic", "--max-molecules", "4", "--out", str(out),
-        "--config", str(config), "--rattle", "3", "--bond-scales", "0.9,1.1"])
+        "--config", str(config), "--rattle", "3", "--bond-scales", "0.9,1.1",
+        "--scan-bonds", "1"])
     assert result.exit_code == 0, result.output
     frames = ase.io.read(out, index=":")
     assert {f.info["molecule_name"] for f in frames} == {"water", "ammonia", "methane",
                                                          "methanol"}
     methods = [f.info["method"] for f in frames]
     assert methods.count("rattle") == 3 * methods.count("conformer")
+    assert methods.count("bond_scan") == 2 * methods.count("conformer")
     summary = json.loads((tmp_path / "pool.summary.json").read_text())
     assert summary["config"]["rattle"]["n"] == 3 and summary["config"]["conformers"] == 2
 
