@@ -158,7 +158,9 @@ def test_selection_guide_picks_smallest_passing(tmp_path):
                                                         "n_structures": 1, "n_atoms": 3,
                                                         "content_hash": "x"},
                                             "settings": {"min_force_for_angles": 0.1},
-                                            "per_element": {}, "error_vs_force_magnitude": [],
+                                            "per_element": {}, "error_vs_force_magnitude": [
+                                                {"lo": 8.0, "hi": None, "count": 2,
+                                                 "mean_error": 0.5, "relative_error": 0.05}],
                                             "forces": ev["forces"] | {
                                                 "rmse": mae, "max_abs_error": mae,
                                                 "error_norm_percentiles": {},
@@ -172,6 +174,7 @@ def test_selection_guide_picks_smallest_passing(tmp_path):
             "temperature_K": 300.0, "timestep_fs": 0.5, "nve_steps": 10, "nvt_steps": 10}}))
         cards.append(write_card(path, ev_path, md_path, out_dir=tmp_path / f"{name}_card")
                      ["json"])
+    assert "| >= 8 | 2 | 0.5 | 0.05 |" in (tmp_path / "big_card" / "card.md").read_text()
     paths = write_selection_guide([tmp_path / "big_card", cards[1], cards[2]],
                                   out_dir=tmp_path / "guide")
     guide = json.loads(paths["json"].read_text())

@@ -218,8 +218,9 @@ def _accuracy_blocks(ev) -> list[tuple]:
              ["energy MAE per structure", e["mae_per_structure"], "eV"],
              ["conformer Spearman (mean)", ev["conformer_ranking"]["spearman_mean"],
               f"over {ev['conformer_ranking']['n_molecules']} molecules"]]
-    bins = [[f"{r['lo']:g}-{r['hi']:g}", r["count"], r["mean_error"], r["relative_error"]]
-            for r in ev["error_vs_force_magnitude"] if r["count"]]
+    bins = [[f"{r['lo']:g}-{r['hi']:g}" if r["hi"] is not None else f">= {r['lo']:g}",
+             r["count"], r["mean_error"], r["relative_error"]]
+            for r in ev["error_vs_force_magnitude"] if r["count"]]  # JSON has hi=None for inf
     out = [("h2", "Accuracy against the teacher"),
            ("p", f"{d['name']} [{d['split']}]: {d['n_structures']:,} structures, "
                  f"{d['n_atoms']:,} atoms; angular errors over atoms with teacher |F| >= "
