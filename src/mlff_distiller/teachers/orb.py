@@ -7,6 +7,7 @@ forces in eV/Å, stress in eV/Å^3 as orb-models' ASE calculator returns them.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 from mlff_distiller.errors import InputError
@@ -50,7 +51,11 @@ class OrbTeacher(Teacher):
             kwargs["weights_path"] = str(Path(weights).resolve())
         default_dtype = torch.get_default_dtype()
         try:
-            self._model = pretrained.ORB_PRETRAINED_MODELS[model](**kwargs)
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*default dtype", category=UserWarning)
+                warnings.filterwarnings("ignore", message=".*precision=float32-high",
+                                        category=UserWarning)
+                self._model = pretrained.ORB_PRETRAINED_MODELS[model](**kwargs)
         except (OSError, ConnectionError) as exc:
             raise InputError(f"could not fetch weights of orb model {model!r} ({exc}); when "
                              "offline pass --teacher-weights PATH to a local checkpoint") from None
