@@ -10,6 +10,7 @@ import torch
 from ase.build import molecule
 
 from mlff_distiller.errors import InputError
+from mlff_distiller.md.analysis import kabsch_rmsd
 from mlff_distiller.md.calculator import StudentCalculator
 from mlff_distiller.md.molecules import load_starts
 from mlff_distiller.md.runs import MDConfig
@@ -43,19 +44,19 @@ def student(tmp_path_factory):
 
 def test_student_against_itself(student, tmp_path):
     model, path = student
-    res = validate_md(path, ["CO", molecule("CH4")], teacher=StudentCalculator(model),
+    res = validate_md(path, ["CCCCO", molecule("CH4")], teacher=StudentCalculator(model),
                       config=FAST, out_dir=tmp_path)
-    assert [m["group"] for m in res["molecules"]] == ["CO", "1:CH4"]
+    assert [m["group"] for m in res["molecules"]] == ["CCCCO", "1:CH4"]
     for mol in res["molecules"]:
         assert mol["nve"]["stable"] and mol["nvt"]["stable"]
         assert mol["nve"]["drift_percent_per_100_steps"] >= 0
         # same calculator, same seed: identical trajectories, identical distributions
         assert mol["distributions"]["bonds_overlap"] == pytest.approx(1.0)
     opt = res["optimisation"]
-    assert opt["summary"]["n_structures"] == 3  # two methanol conformers + methane
+    assert opt["summary"]["n_structures"] == 3  # two butanol conformers + methane
     assert opt["summary"]["rmsd_max_A"] < 1e-8
     assert opt["summary"]["energy_difference_mae_eV"] < 1e-10
-    assert opt["conformer_order"]["CO"]["n_conformers"] == 2
+    assert opt["conformer_order"]["CCCCO"]["n_conformers"] == 2
     saved = json.loads((tmp_path / "md_validation.json").read_text())
     assert saved["summary"]["n_molecules"] == 2 and saved["teacher"] == "StudentCalculator"
     assert (tmp_path / "md_energy.png").stat().st_size > 10_000
@@ -90,5 +91,10 @@ def test_load_starts_inputs(tmp_path):
     starts = load_starts([str(tmp_path / "two.xyz"), "CCO"], conformers=3)
     assert [s.name for s in starts[:2]] == ["two.xyz[0]", "two.xyz[1]"]
     assert len({s.group for s in starts}) == 3 and len(starts) == 5
+    # distinct conformers survive, MMFF duplicates of one minimum do not
+    butanol = load_starts(["CCCCO"], conformers=4)
+    assert len(butanol) >= 2
+    assert min(kabsch_rmsd(a.atoms.positions, b.atoms.positions)
+               for i, a in enumerate(butanol) for b in butanol[i + 1:]) > 0.01
     with pytest.raises(InputError, match="SMILES"):
         load_starts(["not-a-smiles-(("])

@@ -14,6 +14,8 @@ from ase import Atoms
 
 from mlff_distiller.errors import InputError
 
+DUPLICATE_RMSD_A = 0.01  # conformers of one SMILES closer than this (Å) are one start
+
 
 @dataclass
 class Start:
@@ -74,11 +76,18 @@ def _from_smiles(smiles: str, conformers: int, seed: int) -> list[Start]:
 
     RDLogger.DisableLog("rdApp.*")
     try:
-        frames = embed_conformers(smiles, int(conformers), seed=seed)
+        # RDKit's ETKDG (2026.09) embeds identical conformers for randomSeed=0: shift by one
+        frames = embed_conformers(smiles, int(conformers), seed=seed + 1)
     except ValueError as exc:
         raise InputError(f"{smiles!r} is neither an existing file nor a usable SMILES "
                          f"string ({exc})") from None
-    return [Start(a, f"{smiles}[{i}]", smiles) for i, a in enumerate(frames)]
+    from mlff_distiller.md.analysis import kabsch_rmsd
+
+    distinct: list[Atoms] = []  # MMFF often relaxes several embeddings to one minimum
+    for atoms in frames:
+        if all(kabsch_rmsd(atoms.positions, d.positions) > DUPLICATE_RMSD_A for d in distinct):
+            distinct.append(atoms)
+    return [Start(a, f"{smiles}[{i}]", smiles) for i, a in enumerate(distinct)]
 
 
 def check_elements(starts: Sequence[Start], elements: Sequence[int], who: str) -> None:
