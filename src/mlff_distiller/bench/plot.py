@@ -19,13 +19,16 @@ def plot_benchmark(result: dict[str, Any], path: str | os.PathLike) -> None:
     import matplotlib.pyplot as plt
 
     fig, (ax_tp, ax_lat) = plt.subplots(1, 2, figsize=(12, 4.5))
+    pairs = list(dict.fromkeys((run["model"], run["format"]) for run in result["results"]))
+    colors = plt.get_cmap("tab20")
     for run in result["results"]:
         sizes = [e["batch_size"] for e in run["benchmarks"]]
         label = f"{run['model']} {run['format']} t={run['threads']}"
-        style = "-" if run["threads"] == 1 else "--"
+        style = dict(ls="-" if run["threads"] == 1 else "--", marker="o", ms=3,
+                     color=colors(pairs.index((run["model"], run["format"])) % 20))
         ax_tp.plot(sizes, [e["throughput_samples_per_sec"] for e in run["benchmarks"]],
-                   style, marker="o", ms=3, label=label)
-        ax_lat.plot(sizes, [e["latency_ms"] for e in run["benchmarks"]], style, marker="o", ms=3)
+                   label=label, **style)
+        ax_lat.plot(sizes, [e["latency_ms"] for e in run["benchmarks"]], **style)
     teacher = result.get("teacher") or {}
     for n_threads, t in (teacher.get("per_threads") or {}).items():
         ax_tp.axhline(t["throughput_samples_per_sec"], color="k", ls=":", lw=1,
