@@ -12,8 +12,12 @@ paracetamol, diphenhydramine, atorvastatin), medians of repeats, wall time.
   (matscipy neighbour list) + model, in ``.venv-bench`` (worker:
   ``benchmarks/inference_schnetpack.py``);
 * SevenNet-0 through its ASE calculator at 1 and 2 threads (best kept), GFN2-xTB (tblite);
-* batched throughput (atoms/s) of the fast model for batches 1-64, with glibc malloc and,
-  when ``libtcmalloc_minimal.so.4`` is installed, with it via ``LD_PRELOAD``.
+* batched throughput (atoms/s) of the fast model for batches 1-64 with glibc malloc as is,
+  glibc tuned by ``tune_allocator`` (what the calculator does) and, when
+  ``libtcmalloc_minimal.so.4`` is installed (``apt-get install libtcmalloc-minimal4``),
+  tcmalloc via ``LD_PRELOAD``.
+
+Students are timed through ``StudentCalculator``, which tunes glibc's allocator.
 
 Setup of the schnetpack environment (once; pinned; ``--no-deps`` because schnetpack's
 declared deps would pull another torch):
@@ -198,13 +202,14 @@ def batched(mols, repeats: int) -> list[dict]:
     return out
 
 
-def batched_under(mols_json: str, repeats: int, preload: str | None) -> list[dict]:
+def batched_under(mols_json: str, repeats: int, preload: str | None,
+                  tune: bool = False) -> list[dict]:
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
     if preload:
         env["LD_PRELOAD"] = preload
-    done = subprocess.run([sys.executable, __file__, "--batched-worker", "--repeats",
-                           str(repeats)], input=mols_json, env=env, capture_output=True,
-                          text=True, check=True)
+    command = [sys.executable, __file__, "--batched-worker", "--repeats", str(repeats)]
+    done = subprocess.run(command + (["--tune-allocator"] if tune else []), input=mols_json,
+                          env=env, capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -244,11 +249,16 @@ def main() -> None:
     parser.add_argument("--compile", default="original,tiny",
                         help="presets to also time under torch.compile ('' for none)")
     parser.add_argument("--batched-worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--tune-allocator", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(1)
     from ase import Atoms
 
     if args.batched_worker:
+        if args.tune_allocator:
+            from mlff_distiller.md.fast import tune_allocator
+
+            assert tune_allocator()
         mols = {int(k): Atoms(numbers=v["numbers"], positions=v["positions"])
                 for k, v in json.load(sys.stdin).items()}
         print(json.dumps(batched(mols, args.repeats)))
@@ -273,6 +283,7 @@ def main() -> None:
     write_json(args.out, result)
     print("batched", flush=True)
     result["batched_glibc"] = batched_under(mols_json, args.repeats, None)
+    result["batched_glibc_tuned"] = batched_under(mols_json, args.repeats, None, tune=True)
     write_json(args.out, result)
     if Path(TCMALLOC).exists():
         result["batched_tcmalloc"] = batched_under(mols_json, args.repeats, TCMALLOC)

@@ -17,6 +17,7 @@ from mlff_distiller.md.fast import (
     FastForceField,
     VerletNeighborList,
     compile_energy_and_forces,
+    tune_allocator,
 )
 from mlff_distiller.models.forces import ForceField
 
@@ -26,7 +27,8 @@ class StudentCalculator(Calculator):
 
     By default runs the fast path (:mod:`mlff_distiller.md.fast`): a Verlet neighbour list
     reused across MD steps and a frozen energy + forces module, with results equal to the
-    eager model. Stress is computed by the eager model on the same neighbour list.
+    eager model. Stress is computed by the eager model on the same neighbour list. The fast
+    path also tunes glibc's allocator for the process (``md.fast.tune_allocator``).
 
     Args:
         model_or_path: a student (``ForceField``) or the path of a saved checkpoint.
@@ -63,6 +65,8 @@ class StudentCalculator(Calculator):
         self.model = model.to(self.device).eval()
         self.dtype = next(self.model.parameters()).dtype
         self.fast = bool(fast)
+        if self.fast:
+            tune_allocator()
         self.neighbors = VerletNeighborList(self.model.cutoff, skin)
         self._fast_model: FastForceField | None = None
         self._fast_fn = None
