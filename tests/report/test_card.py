@@ -140,6 +140,13 @@ def test_uses_follow_the_numbers():
     assert bad["Force-critical work (vibrations, force matching)"]["status"] == "not recommended"
     assert bad["Replacing the teacher in high-throughput screening"]["status"] == \
         "not recommended"  # fails on accuracy even without a speed number
+    # relaxed conformer order is optional evidence: absent it does not block, present it counts
+    ranking = [u for u in derive_uses(_ev(0.04), None, None) if u["use"] == "Conformer ranking"]
+    assert ranking[0]["status"] == "recommended"
+    md = _md(0.02)
+    md["summary"]["optimisation_conformer_order_preserved_fraction"] = 0.0
+    ranking = [u for u in derive_uses(_ev(0.04), md, None) if u["use"] == "Conformer ranking"]
+    assert ranking[0]["status"] == "not recommended"
     none = {u["use"]: u["status"] for u in derive_uses(None, None, None)}
     assert set(none.values()) == {"not assessed"}
     strict = UseThresholds(md_force_mae_eV_A=0.01)

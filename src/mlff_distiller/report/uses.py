@@ -21,6 +21,7 @@ class UseThresholds:
     geometry_rmsd_A: float = 0.10  # mean RMSD of student vs teacher relaxed geometries
     geometry_converged_fraction: float = 0.9  # relaxations reaching fmax
     ranking_spearman: float = 0.8  # mean Spearman of conformer energies per molecule
+    relaxed_order_fraction: float = 1.0  # molecules whose relaxed conformers keep their order
     energy_mae_meV_atom: float = 5.0  # energy screening / relative energies
     force_critical_r2: float = 0.99  # force R^2 for force-critical work
     force_critical_angle_deg: float = 10.0  # mean angle between force vectors
@@ -35,12 +36,14 @@ def _get(d: dict | None, *path):
     return d if not (isinstance(d, float) and math.isnan(d)) else None
 
 
-def _judge(name: str, checks: list[tuple[str, float | None, str, float, str]]) -> dict:
-    """checks: (what, value, "<=" | ">=", threshold, unit)."""
+def _judge(name: str, checks: list[tuple]) -> dict:
+    """checks: (what, value, "<=" | ">=", threshold, unit[, optional]); an optional check
+    that was not measured does not block a recommendation."""
     parts, missing, failed = [], [], []
-    for what, value, op, threshold, unit in checks:
+    for what, value, op, threshold, unit, *optional in checks:
         if value is None:
-            missing.append(what)
+            if not optional:
+                missing.append(what)
             continue
         ok = value <= threshold if op == "<=" else value >= threshold
         parts.append(f"{what} {value:.3g}{unit} ({'meets' if ok else 'fails'} {op} "
@@ -89,6 +92,9 @@ def derive_uses(evaluation: dict | None, md: dict | None, bench: dict | None,
         _judge("Conformer ranking", [
             ("mean conformer Spearman", _get(evaluation, "conformer_ranking", "spearman_mean"),
              ">=", t.ranking_spearman, ""),
+            ("relaxed conformer order kept (fraction of molecules)",
+             _get(md, "summary", "optimisation_conformer_order_preserved_fraction"), ">=",
+             t.relaxed_order_fraction, "", True),
         ]),
         _judge("Energy screening (relative energies)", [
             ("energy MAE", None if energy_mae is None else 1000 * energy_mae, "<=",
