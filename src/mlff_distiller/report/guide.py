@@ -1,7 +1,8 @@
 """The model-selection guide: several students' cards side by side, and which to pick.
 
-For each judged use the guide names the smallest student (fewest parameters) whose card
-recommends it, so the choice follows the measured numbers, not model size alone.
+For each judged use the guide names the smallest student (fewest parameters; the more
+accurate first among equal sizes) whose card recommends it, so the choice follows the
+measured numbers, not model size alone.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def write_selection_guide(entries: Sequence[str | os.PathLike],
     ``guide.html`` and ``guide.json`` into ``out_dir`` and returns their paths."""
     if len(entries) < 2:
         raise InputError("--compare needs at least two students (or their cards)")
-    cards = sorted((resolve_card(e) for e in entries), key=lambda c: c["model"]["parameters"])
+    cards = sorted((resolve_card(e) for e in entries), key=_size_then_accuracy)
     names = [c["model"]["name"] for c in cards]
     if len(set(names)) != len(names):
         names = [f"{c['model']['name']} ({Path(c['model']['path']).parent.name})" for c in cards]
@@ -100,6 +101,11 @@ def write_selection_guide(entries: Sequence[str | os.PathLike],
     write_json(paths["json"], {"students": names, "picks": picks, "table": rows,
                                "cards": [c["model"]["path"] for c in cards]})
     return paths
+
+
+def _size_then_accuracy(card: dict) -> tuple[int, float]:
+    mae = (card.get("evaluation") or {}).get("force_mae")
+    return card["model"]["parameters"], float("inf") if mae is None else mae
 
 
 def _status(card: dict, use: str) -> str:
