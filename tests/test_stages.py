@@ -43,3 +43,14 @@ def test_interrupted_stage_keeps_its_work_and_resumes(tmp_path):
         return {}
 
     run_stage(tmp_path, "label", {"n": 4}, fresh, log=lambda m: None)
+
+
+def test_atomic_writes_have_ordinary_permissions(tmp_path):
+    import os
+
+    from mlff_distiller.fileio import write_json
+
+    path = write_json(tmp_path / "r.json", {"a": 1})
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask

@@ -115,7 +115,8 @@ def embed_conformers(smiles: str, n_conformers: int, seed: int = 0,
         raise ValueError("RDKit cannot parse this SMILES")
     mol = Chem.AddHs(mol)
     params = AllChem.ETKDGv3()
-    params.randomSeed = int(seed)
+    # RDKit 2026.09 embeds identical conformers for randomSeed=0: offset every seed.
+    params.randomSeed = 1 + abs(int(seed))
     params.pruneRmsThresh = -1.0  # near-duplicates are removed after relaxation instead
     conf_ids = list(AllChem.EmbedMultipleConfs(mol, numConfs=n_conformers, params=params))
     if not conf_ids:
