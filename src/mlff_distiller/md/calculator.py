@@ -77,7 +77,9 @@ class StudentCalculator(Calculator):
 
     def _weights_version(self) -> tuple[int, ...]:
         """In-place version counters of the model's tensors (change when weights change)."""
-        return tuple(t._version for t in (*self.model.parameters(), *self.model.buffers()))
+        if not hasattr(self, "_tensors"):
+            self._tensors = [*self.model.parameters(), *self.model.buffers()]
+        return tuple(t._version for t in self._tensors)
 
     def _fast_inputs(self, atoms) -> dict[str, torch.Tensor]:
         """Model inputs on the Verlet list; edges and species reused while valid."""
