@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from mlff_distiller import keys
+from mlff_distiller.errors import InputError
 from mlff_distiller.export.core import LoadedExport, parity_structures
 from mlff_distiller.export.quantize import (
     check_mode,
@@ -115,7 +116,9 @@ def _verdict(mode: str, fd: dict, drift: dict) -> dict[str, Any]:
         )
     d_ref = abs(drift["float32"]["drift_eV_per_atom_per_ps"])
     d_q = abs(drift[mode]["drift_eV_per_atom_per_ps"])
-    if not np.isfinite(d_q) or d_q > DRIFT_FACTOR * d_ref + DRIFT_FLOOR:
+    if "failure" in drift[mode]:
+        reasons.append(f"NVE run failed: {drift[mode]['failure']}")
+    elif not np.isfinite(d_q) or d_q > DRIFT_FACTOR * d_ref + DRIFT_FLOOR:
         reasons.append(f"NVE drift {d_q:.2e} eV/atom/ps vs {d_ref:.2e} for float32")
     return {"fit_for_md": not reasons, "unfit_reasons": reasons}
 
@@ -241,9 +244,18 @@ def nve_drift(calc, atoms, steps: int, seed: int, temperature: float = 300.0) ->
     Stationary(atoms)
     dyn = VelocityVerlet(atoms, timestep=0.5 * units.fs)
     energies = [atoms.get_total_energy()]
-    for _ in range(steps):
-        dyn.run(1)
-        energies.append(atoms.get_total_energy())
+    failure = None
+    try:
+        for _ in range(steps):
+            dyn.run(1)
+            energies.append(atoms.get_total_energy())
+            if not np.isfinite(energies[-1]):
+                failure = f"non-finite total energy at step {len(energies) - 1}"
+                break
+    except InputError as exc:  # NaN positions from NaN forces (low-precision overflow)
+        failure = f"step {len(energies)}: {exc}"
+    if failure is not None:
+        return {"drift_eV_per_atom_per_ps": float("nan"), "failure": failure}
     times = np.arange(len(energies)) * 0.5
     return energy_drift(times, np.asarray(energies), len(atoms), 0.5, temperature)
 
