@@ -119,3 +119,16 @@ def test_calculator_sees_weights_changed_in_place():
         model.energy_model.element_energies.add_(1.0)
     atoms.positions[0] += 1e-3  # a new geometry, so ASE asks again
     assert atoms.get_potential_energy() == pytest.approx(e0 + 3.0, abs=1e-3)
+
+
+@pytest.mark.slow
+def test_compiled_calculator_equals_eager_float32():
+    """torch.compile'd energy + forces (about a minute to compile) equal the eager model."""
+    model = perturbed_student("ultra-tiny").float().eval()
+    calc = StudentCalculator(model, compile=True)
+    for seed, name in enumerate(("CH3CH2OH", "C6H6")):  # a second size: no recompile needed
+        atoms = molecule(name)
+        atoms.rattle(0.05, seed=seed)
+        atoms.calc = calc
+        fast = atoms.get_forces()
+        assert float(np.abs(fast - _eager_forces(model, atoms)).max()) < 1e-5
