@@ -20,8 +20,11 @@ schnetpack is never installed into .venv. Its venv (reuses .venv's torch via a .
   .venv-bench-schnetpack/bin/pip install -c constraints.txt dirsync fasteners hydra-core \
       pytorch-lightning torchmetrics torch-ema matscipy
 
-Usage:
-  .venv/bin/python benchmarks/distill_quality.py --work runs/distill_quality --budget-s 600
+Usage (defaults = the run reported in the training notes: 20 molecules, 1220 structures,
+90 CPU-s per model; one process per preset/stage may run concurrently):
+  .venv/bin/python benchmarks/distill_quality.py --work runs/distill_quality --stages data
+  .venv/bin/python benchmarks/distill_quality.py --stages ours --presets tiny   # etc.
+  .venv/bin/python benchmarks/distill_quality.py --stages report
 Prints one JSON document (also written to WORK/results.json) and WORK/results.md.
 """
 
@@ -261,19 +264,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", default="runs/distill_quality")
     parser.add_argument("--stages", default="data,ours,schnet,hessian,report")
-    parser.add_argument("--budget-s", type=float, default=600.0,
+    parser.add_argument("--budget-s", type=float, default=90.0,
                         help="training budget per model in process CPU seconds")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--presets", default=",".join(PRESETS),
                         help="presets of the ours/schnet stages (one process per preset "
                              "can run concurrently)")
-    parser.add_argument("--conformers", type=int, default=2)
+    parser.add_argument("--conformers", type=int, default=1)
     parser.add_argument("--rattles", type=int, default=30)
-    parser.add_argument("--md-steps", type=int, default=80)
-    parser.add_argument("--md-stride", type=int, default=5)
+    parser.add_argument("--md-steps", type=int, default=60)
+    parser.add_argument("--md-stride", type=int, default=4)
     parser.add_argument("--hessian-structures", type=int, default=60)
     parser.add_argument("--hessian-rows", type=int, default=2)
-    parser.add_argument("--hessian-budget-s", type=float, default=240.0)
+    parser.add_argument("--hessian-budget-s", type=float, default=45.0)
     args = parser.parse_args()
     import torch
 
