@@ -130,7 +130,7 @@ def evaluate_ours(checkpoint: str, test: dict) -> dict:
         graph = atoms_to_graph(Atoms(numbers=z, positions=r), model.cutoff, dtype=dtype)
         with torch.enable_grad():
             out = model(graph)
-        pred_e.append(float(out[keys.ENERGY][0]))
+        pred_e.append(float(out[keys.ENERGY][0].detach()))
         pred_f.append(out[keys.FORCES].detach().double().numpy())
     return metrics(pred_e, pred_f, test)
 
