@@ -6,6 +6,7 @@ User errors (:class:`InputError`) are printed as one clear line, never a traceba
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -340,6 +341,8 @@ def train(
     explicit = [f"{k}={v}" for k, v in options.items() if v is not None]
     train_config = load_train_config(config, explicit + list(overrides or []))
     result = train_student(dataset, preset, train_config, out, resume=resume)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun only process 0 reports
+        return
     metrics = result["metrics"]
     if as_json:
         console.print_json(json.dumps(result, default=str))
