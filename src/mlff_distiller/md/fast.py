@@ -150,9 +150,7 @@ class FastForceField(nn.Module):
         """Energies (B,) eV."""
         model = self.energy_model
         centre, neighbour = edge_index[0], edge_index[1]
-        vectors = torch.index_select(positions, 0, neighbour) - torch.index_select(
-            positions, 0, centre
-        )
+        vectors = positions.index_select(0, neighbour) - positions.index_select(0, centre)
         if shift_vectors is not None:
             vectors = vectors + shift_vectors
         s = model.scalar_features(species, vectors, centre, neighbour)

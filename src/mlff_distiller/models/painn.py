@@ -153,11 +153,11 @@ class MessageBlock(nn.Module):
         first: bool = False,
     ) -> tuple[Tensor, Tensor]:
         f = self.hidden
-        x = torch.index_select(self.context(s), 0, neighbour) * filters  # (E, 3F)
+        x = self.context(s).index_select(0, neighbour) * filters  # (E, 3F)
         ds, dvv, dvs = torch.split(x, f, dim=-1)
         dv = dvs.unsqueeze(1) * unit_vectors.unsqueeze(2)  # (E, 3, F)
         if not first:
-            dv = dv + dvv.unsqueeze(1) * torch.index_select(v, 0, neighbour)
+            dv = dv + dvv.unsqueeze(1) * v.index_select(0, neighbour)
         # one scatter for scalars and vectors together: (E, 4F) -> (N, 4F)
         messages = torch.cat([ds, dv.reshape(-1, 3 * f)], dim=1)
         summed = torch.zeros(
@@ -251,9 +251,8 @@ class PaiNN(nn.Module):
         """
         positions = graph[keys.POSITIONS]
         edge_index = graph[keys.EDGE_INDEX]
-        vectors = torch.index_select(positions, 0, edge_index[1]) - torch.index_select(
-            positions, 0, edge_index[0]
-        )
+        vectors = (positions.index_select(0, edge_index[1])
+                   - positions.index_select(0, edge_index[0]))
         if keys.EDGE_SHIFT in graph:
             cell = graph[keys.CELL][graph[keys.BATCH][edge_index[0]]]  # (E, 3, 3)
             vectors = vectors + torch.bmm(graph[keys.EDGE_SHIFT].unsqueeze(1), cell).squeeze(1)
