@@ -12,6 +12,8 @@ outside)::
 
 from __future__ import annotations
 
+import functools
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -255,3 +257,30 @@ __all__ = [
     "pad_empty_edges",
     "parity_structures",
 ]
+
+
+def with_scriptable_torch(fn: Callable) -> Callable:
+    """Run ``fn`` with torch's own ``index_select`` / ``select`` in place.
+
+    torch_geometric (imported by the sevenn teacher) replaces both with Python wrappers
+    that TorchScript cannot compile, so scripting a student, or importing metatensor (which
+    scripts its operations at import), fails in any process that loaded that teacher first
+    (e.g. `mlffd distill`). The originals are put back for the call only.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        patched = sys.modules.get("torch_geometric.hash_tensor")
+        saved = {}
+        for name in ("index_select", "select"):
+            original = getattr(patched, f"_old_{name}", None)
+            if original is not None:
+                saved[name] = getattr(torch, name)
+                setattr(torch, name, original)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            for name, function in saved.items():
+                setattr(torch, name, function)
+
+    return wrapper

@@ -18,13 +18,14 @@ from torch import Tensor
 
 from mlff_distiller import keys
 from mlff_distiller.errors import InputError
-from mlff_distiller.export.core import LoadedExport
+from mlff_distiller.export.core import LoadedExport, with_scriptable_torch
 from mlff_distiller.fileio import atomic_path
 from mlff_distiller.models.forces import ForceField
 
 METADATA_KEY = "mlff_distiller"
 
 
+@with_scriptable_torch
 def _require():
     try:
         import metatensor.torch as mts
@@ -37,6 +38,7 @@ def _require():
     return mts, mta
 
 
+@with_scriptable_torch
 def to_atomistic_model(student: ForceField, metadata: dict[str, Any]):
     """The student as a ``metatomic.torch.AtomisticModel`` (energy in eV, lengths in Å)."""
     _, mta = _require()
@@ -61,6 +63,7 @@ def to_atomistic_model(student: ForceField, metadata: dict[str, Any]):
     return mta.AtomisticModel(module, info, capabilities)
 
 
+@with_scriptable_torch
 def save_metatomic(student: ForceField, path: str | os.PathLike, metadata: dict[str, Any]) -> Path:
     """Write the student as a metatomic model file (``.pt``) for LAMMPS / ASE / i-PI."""
     model = to_atomistic_model(student, metadata)
@@ -69,6 +72,7 @@ def save_metatomic(student: ForceField, path: str | os.PathLike, metadata: dict[
     return Path(path)
 
 
+@with_scriptable_torch
 def load_metatomic(path: str | os.PathLike) -> LoadedExport:
     """Load a metatomic model; ``predict`` runs it through metatomic's own ASE calculator."""
     _, mta = _require()

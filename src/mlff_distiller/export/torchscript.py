@@ -11,13 +11,14 @@ from typing import Any
 import torch
 
 from mlff_distiller.errors import InputError
-from mlff_distiller.export.core import ExportableStudent, LoadedExport
+from mlff_distiller.export.core import ExportableStudent, LoadedExport, with_scriptable_torch
 from mlff_distiller.fileio import atomic_path
 from mlff_distiller.models.forces import ForceField
 
 METADATA_FILE = "mlff_distiller.json"
 
 
+@with_scriptable_torch
 def save_torchscript(
     student: ForceField, path: str | os.PathLike, metadata: dict[str, Any]
 ) -> Path:
