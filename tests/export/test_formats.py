@@ -98,15 +98,16 @@ def test_bad_format_and_missing_file_are_input_errors(tmp_path):
 def test_metatomic_selected_atoms_sum_their_atomic_energies(tmp_path):
     """LAMMPS passes selected_atoms (its local atoms, not ghosts): only they may count."""
     import torch
-    from metatensor.torch import Labels
-    from metatomic.torch import ModelOutput
-    from metatomic_ase import MetatomicCalculator
 
     from mlff_distiller.data.graph import atoms_to_graph
 
     model = student32("tiny")
     path = tmp_path / "s.pt"
-    export_student(model, "metatomic", path, check=False)
+    export_student(model, "metatomic", path, check=False)  # imports metatensor safely
+    from metatensor.torch import Labels
+    from metatomic.torch import ModelOutput
+    from metatomic_ase import MetatomicCalculator
+
     atoms = molecule("CH3CH2OH")
     calc = MetatomicCalculator(str(path), device="cpu")
     chosen = [0, 2, 5]
