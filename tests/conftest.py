@@ -1,4 +1,5 @@
-"""Shared fixtures: small float64 students with non-trivial weights."""
+"""Shared fixtures: one torch thread per test, small float64 students with non-trivial
+weights."""
 
 from __future__ import annotations
 
@@ -20,6 +21,16 @@ def perturbed_student(preset: str = "tiny", elements=(1, 6, 7, 8, 14), seed: int
         refs.copy_(-torch.arange(1, len(refs) + 1, dtype=refs.dtype) * 2.5)
         model.energy_model.energy_scale.fill_(0.7)
     return model.eval()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny graphs gain nothing from more threads, and on a shared 2-core CPU oversubscribed
+    threads slow teacher and student evaluations by an order of magnitude."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

@@ -42,22 +42,10 @@ NAME_KEY = "molecule_name"  # optional human-readable name beside an integer id
 
 def read_pool(pool_path: str | os.PathLike) -> list:
     """All structures of a file ASE reads (extxyz, xyz, sdf, ...); InputError if none."""
-    import ase.io
+    from mlff_distiller.structures.sources import read_structure_file
 
-    path = Path(pool_path)
-    if not path.is_file():
-        raise InputError(f"structure pool {path}: no such file; create one with `mlffd generate`")
-    if path.stat().st_size == 0:
-        raise InputError(f"structure pool {path}: the file is empty; expected structures "
-                         "(extxyz from `mlffd generate`, or any format ASE reads)")
-    try:
-        structures = ase.io.read(path, index=":")
-    except Exception as exc:  # noqa: BLE001 - ASE raises many types for unparsable files
-        raise InputError(f"structure pool {path}: cannot be read by ASE ({type(exc).__name__}: "
-                         f"{exc}); expected extxyz or another ASE-readable format") from None
-    if not structures:
-        raise InputError(f"structure pool {path}: contains no structures")
-    return list(structures)
+    return read_structure_file(pool_path, "structure pool",
+                               hint="; create one with `mlffd generate`")
 
 
 def molecule_ids(structures: list) -> tuple[np.ndarray, dict[int, str] | None]:

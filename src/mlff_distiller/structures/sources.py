@@ -132,6 +132,28 @@ def embed_conformers(smiles: str, n_conformers: int, seed: int = 0,
     return [rdkit_to_atoms(mol, cid) for cid in conf_ids]
 
 
+def read_structure_file(path: str | Path, what: str = "structure file",
+                        hint: str = "") -> list[Atoms]:
+    """Every frame of a file ASE reads (extxyz, xyz, sdf, ...), with clear errors for a
+    missing, empty, unreadable or structure-less file (``hint`` is added to "no such file")."""
+    import ase.io
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{what} {path}: no such file{hint}")
+    if path.stat().st_size == 0:
+        raise InputError(f"{what} {path} is empty; expected extxyz, XYZ, SDF or another "
+                         "format ASE reads")
+    try:
+        frames = ase.io.read(path, index=":")
+    except Exception as exc:  # noqa: BLE001 - ASE raises many types for unparsable files
+        raise InputError(f"{what} {path} cannot be read by ASE ({type(exc).__name__}: "
+                         f"{exc}); expected extxyz, XYZ, SDF or another ASE format") from None
+    if not frames:
+        raise InputError(f"{what} {path} contains no structures")
+    return list(frames)
+
+
 def rdkit_to_atoms(mol, conf_id: int = -1) -> Atoms:
     """An RDKit molecule's conformer as ``ase.Atoms`` (positions in Å, no cell)."""
     numbers = [atom.GetAtomicNum() for atom in mol.GetAtoms()]
@@ -169,22 +191,9 @@ def molecules_from_file(path: str | Path) -> list[SourceMolecule]:
         InputError: missing, empty or unreadable file.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"structure file {path}: no such file")
-    if path.stat().st_size == 0:
-        raise InputError(f"structure file {path} is empty; expected SDF, XYZ/extxyz or another "
-                         "format ASE reads")
-    if path.suffix.lower() in (".sdf", ".mol"):
+    if path.is_file() and path.stat().st_size and path.suffix.lower() in (".sdf", ".mol"):
         return _molecules_from_sdf(path)
-    import ase.io
-
-    try:
-        frames = ase.io.read(path, index=":")
-    except Exception as exc:  # noqa: BLE001 - ASE raises many types for unparsable files
-        raise InputError(f"structure file {path} cannot be read by ASE ({type(exc).__name__}: "
-                         f"{exc}); expected SDF, XYZ/extxyz or another ASE format") from None
-    if not frames:
-        raise InputError(f"structure file {path} contains no structures")
+    frames = read_structure_file(path)
     by_id: dict[object, SourceMolecule] = {}
     for k, atoms in enumerate(frames):
         key = atoms.info.get("molecule_id", f"frame{k}")
