@@ -38,7 +38,7 @@ class NormalModeConfig:
 
 
 @dataclass(frozen=True)
-class MDConfig:
+class TeacherMDConfig:
     steps: int = 0  # Langevin steps per conformer (0 = off; needs the teacher)
     stride: int = 20  # keep a frame every this many steps
     temperature: float = 500.0  # K
@@ -64,7 +64,7 @@ class GenerateConfig:
     seed: int = 0
     rattle: RattleConfig = field(default_factory=RattleConfig)
     normal_modes: NormalModeConfig = field(default_factory=NormalModeConfig)
-    md: MDConfig = field(default_factory=MDConfig)
+    md: TeacherMDConfig = field(default_factory=TeacherMDConfig)
     bond_scan: BondScanConfig = field(default_factory=BondScanConfig)
     min_distance: float = 0.5  # Å; structures with a closer pair are rejected
     dedup_tolerance: float = 0.01  # Å; max pair-distance difference of duplicates (0 = off)
@@ -150,5 +150,5 @@ def _build(cls, data: dict[str, Any], where: str):
         raise InputError(f"{where}: {exc}") from None
 
 
-_SECTIONS = {"rattle": RattleConfig, "normal_modes": NormalModeConfig, "md": MDConfig,
+_SECTIONS = {"rattle": RattleConfig, "normal_modes": NormalModeConfig, "md": TeacherMDConfig,
              "bond_scan": BondScanConfig}
