@@ -19,6 +19,7 @@ from ase import Atoms, units
 from rich.console import Console
 
 from mlff_distiller.errors import InputError
+from mlff_distiller.md.analysis import min_distance as closest_pair
 
 
 def disagreement(forces: list[np.ndarray], previous: np.ndarray | None = None) -> float:
@@ -54,9 +55,7 @@ def sample_frames(start: Atoms, calculators: list, steps: int, stride: int,
     for _ in range(max(steps // stride, 1)):
         dynamics.run(stride)
         positions = atoms.get_positions()
-        distances = np.linalg.norm(positions[:, None] - positions[None], axis=-1)
-        np.fill_diagonal(distances, np.inf)
-        if distances.min() < min_distance:
+        if closest_pair(positions) < min_distance:
             break
         frame = Atoms(numbers=atoms.numbers, positions=positions, cell=atoms.cell, pbc=atoms.pbc)
         forces = [atoms.get_forces()]
@@ -100,10 +99,7 @@ def augment_dataset(config, dataset: Path, students: dict[str, Path], stage_dir:
             task = progress.add_task(f"on-policy round {round_index}: student MD",
                                      total=len(chosen))
             for k, mol in enumerate(chosen):
-                first = int(np.flatnonzero(train.molecule_ids == mol)[0])
-                graph = train[first]
-                start = Atoms(numbers=graph["atomic_numbers"].numpy(),
-                              positions=graph["positions"].double().numpy())
+                start = train.atoms(int(np.flatnonzero(train.molecule_ids == mol)[0]))
                 for frame in sample_frames(start, calculators, options.md_steps, options.stride,
                                            options.temperature_K, options.timestep_fs,
                                            options.min_distance_A, options.frames_per_molecule,

@@ -15,7 +15,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from mlff_distiller.fileio import write_json
+from mlff_distiller.fileio import atomic_path, write_json
 from mlff_distiller.pipeline_config import GATES, DistillConfig
 from mlff_distiller.stages import run_stage
 
@@ -110,8 +110,8 @@ def _split(config: DistillConfig, labeled: Path, stage_dir: Path) -> dict:
     from mlff_distiller.data.splits import split_dataset
 
     target = stage_dir / "data.h5"
-    shutil.copyfile(labeled, stage_dir / "data.h5.tmp")
-    (stage_dir / "data.h5.tmp").replace(target)
+    with atomic_path(target) as tmp:
+        shutil.copyfile(labeled, tmp)
     split = {"ratios": (0.8, 0.1, 0.1), "seed": 0, **config.split}
     counts = split_dataset(target, overwrite=True, **split)
     return {"dataset": str(target), "splits": counts}
@@ -180,17 +180,12 @@ def held_out_molecules(dataset: Path, count: int) -> list:
     """The first structure of up to ``count`` test-split molecules, as ``ase.Atoms``
     (MD validation then runs on molecules the students never trained on)."""
     import numpy as np
-    from ase import Atoms
 
     from mlff_distiller.data.dataset import LabeledDataset
 
     test = LabeledDataset(dataset, split="test")
-    starts = []
-    for mol in np.unique(test.molecule_ids)[:count]:
-        graph = test[int(np.flatnonzero(test.molecule_ids == mol)[0])]
-        starts.append(Atoms(numbers=graph["atomic_numbers"].numpy(),
-                            positions=graph["positions"].double().numpy()))
-    return starts
+    return [test.atoms(int(np.flatnonzero(test.molecule_ids == mol)[0]))
+            for mol in np.unique(test.molecule_ids)[:count]]
 
 
 def _export(config: DistillConfig, student: Path, preset: str, stage_dir: Path) -> dict:

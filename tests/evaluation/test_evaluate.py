@@ -7,7 +7,6 @@ import math
 
 import numpy as np
 import pytest
-import torch
 from ase.build import molecule
 
 from mlff_distiller.data.dataset import write_dataset
@@ -18,16 +17,6 @@ from mlff_distiller.models.painn import PaiNNConfig
 from mlff_distiller.models.presets import build_student
 from mlff_distiller.teachers.base import Labels
 from mlff_distiller.testing import predict
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny models on a shared CPU: one thread is several times faster than two
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 CFG = PaiNNConfig(hidden=8, n_interactions=1, n_rbf=4, cutoff=4.0, elements=(1, 6, 7, 8))
 

@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from ase.build import molecule
 
 from mlff_distiller.errors import InputError
@@ -18,16 +17,6 @@ from mlff_distiller.md.validate import validate_md
 from mlff_distiller.models.checkpoint import save_student
 from mlff_distiller.models.painn import PaiNNConfig
 from mlff_distiller.models.presets import build_student
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny models on a shared CPU: one thread is several times faster than two
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 CFG = PaiNNConfig(hidden=8, n_interactions=1, n_rbf=4, cutoff=4.0, elements=(1, 6, 7, 8))
 # 20 K: an untrained student barely binds atoms; hotter H atoms fly off within 30 fs

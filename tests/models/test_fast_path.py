@@ -17,15 +17,6 @@ from mlff_distiller.md.fast import FastForceField, VerletNeighborList
 from tests.conftest import perturbed_student
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small graphs run fastest on one thread (and do not stall on a loaded machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _eager_forces(model, atoms) -> np.ndarray:
     graph = atoms_to_graph(atoms, model.cutoff, dtype=next(model.parameters()).dtype)
     return model(graph)[keys.FORCES].detach().double().numpy()

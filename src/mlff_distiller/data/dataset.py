@@ -123,12 +123,26 @@ class LabeledDataset(Dataset):
         state["_arrays"] = None
         return state
 
-    def __getitem__(self, i: int) -> dict[str, Tensor]:
+    def _locate(self, i: int) -> tuple[int, int, int, int]:
+        """(position in this split, file row, first atom, atom count) of structure ``i``."""
         if not -len(self) <= i < len(self):
             raise IndexError(f"structure {i} out of range for {len(self)} structures")
         i = int(i) % len(self)
+        return i, int(self._rows[i]), int(self._offset[i]), int(self._n_atoms[i])
+
+    def atoms(self, i: int):
+        """Structure ``i`` as ``ase.Atoms`` (numbers, positions in Å, cell, pbc; no labels)."""
+        from ase import Atoms
+
+        i, row, first, n = self._locate(i)
         h = self._handle()
-        row, first, n = int(self._rows[i]), int(self._offset[i]), int(self._n_atoms[i])
+        cell = h["cell"][row] if self._has_cell[i] else np.zeros((3, 3))
+        return Atoms(numbers=h["atomic_numbers"][first:first + n],
+                     positions=h["positions"][first:first + n], cell=cell, pbc=self._pbc[i])
+
+    def __getitem__(self, i: int) -> dict[str, Tensor]:
+        i, row, first, n = self._locate(i)
+        h = self._handle()
         cell = h["cell"][row] if self._has_cell[i] else np.zeros((3, 3))
         graph = structure_graph(
             h["atomic_numbers"][first:first + n], h["positions"][first:first + n],
