@@ -53,6 +53,21 @@ def test_pool_with_provenance_and_summary(tmp_path, smiles_file):
     assert not list(tmp_path.glob(".pool.extxyz.*"))  # atomic write left no temp file
 
 
+def test_md_temperature_list_cycles_over_conformers(tmp_path):
+    smiles = tmp_path / "butanol.smi"
+    smiles.write_text("CCCCO butanol\n")
+    out = _generate(tmp_path, smiles=str(smiles), conformers=3, **{
+        "rattle.n": 0, "md.steps": 10, "md.stride": 10, "md.temperature": [300, 600],
+        "teacher": "ase:ase.calculators.emt:EMT"})
+    md = {f.info["conformer"]: f.info["param_temperature"] for f in ase.io.read(out, ":")
+          if f.info["method"] == "md"}
+    assert len(md) >= 2
+    assert all(t == (300.0, 600.0)[c % 2] for c, t in md.items())
+    for bad in ([], [300, -5], ["hot"]):
+        with pytest.raises(InputError, match="md.temperature"):
+            GenerateConfig.from_dict({"smiles": "organic", "md": {"temperature": bad}})
+
+
 def test_deterministic_for_a_seed(tmp_path, smiles_file):
     a = _generate(tmp_path / "a", smiles=str(smiles_file), seed=3).read_text()
     b = _generate(tmp_path / "b", smiles=str(smiles_file), seed=3).read_text()

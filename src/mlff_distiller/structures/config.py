@@ -7,7 +7,7 @@ YAML example (every key optional except one source and ``out``)::
     conformers: 4
     rattle: {n: 2, sigma: [0.01, 0.08]}
     normal_modes: {n: 2, temperature: 300}
-    md: {steps: 200, stride: 20, temperature: 500}
+    md: {steps: 200, stride: 20, temperature: [300, 600]}   # conformer c at T[c % 2]
     bond_scan: {scales: [0.85, 0.93, 1.1, 1.25], bonds: 2}
     teacher: sevennet               # drives normal modes and MD
 """
@@ -41,8 +41,15 @@ class NormalModeConfig:
 class TeacherMDConfig:
     steps: int = 0  # Langevin steps per conformer (0 = off; needs the teacher)
     stride: int = 20  # keep a frame every this many steps
-    temperature: float = 500.0  # K
+    temperature: float | tuple[float, ...] = 500.0  # K; a list [T0, T1, ...] runs conformer c
+    #                                                   at T[c % len]: one range, no extra MD
     timestep: float = 0.5  # fs
+
+    def temperature_of(self, conformer: int) -> float:
+        """Langevin temperature (K) of conformer index ``conformer``."""
+        if isinstance(self.temperature, tuple):
+            return float(self.temperature[conformer % len(self.temperature)])
+        return float(self.temperature)
     friction: float = 0.01  # 1/fs
 
 
@@ -82,6 +89,11 @@ class GenerateConfig:
         if not 0 <= lo <= hi:
             raise InputError(f"rattle.sigma must be [low, high] with 0 <= low <= high, got "
                              f"{list(self.rattle.sigma)}")
+        temperatures = (self.md.temperature if isinstance(self.md.temperature, tuple)
+                        else (self.md.temperature,))
+        if not temperatures or any(not t > 0 for t in temperatures):
+            raise InputError(f"md.temperature must be a temperature in K > 0 or a non-empty "
+                             f"list of them, got {self.md.temperature!r}")
         if self.md.steps and self.md.stride < 1:
             raise InputError(f"md.stride must be >= 1, got {self.md.stride}")
         if any(s <= 0 for s in self.bond_scan.scales):
@@ -139,6 +151,10 @@ def _build(cls, data: dict[str, Any], where: str):
         sub = _SECTIONS.get(name) if cls is GenerateConfig else None
         if sub is not None and not isinstance(value, sub):
             value = _build(sub, value or {}, f"{where}.{name}")
+        elif name == "temperature" and cls is TeacherMDConfig and isinstance(value, (list, tuple)):
+            if not all(isinstance(v, (int, float)) for v in value):
+                raise InputError(f"{where}.temperature: expected K or a list of K, got {value!r}")
+            value = tuple(float(v) for v in value)
         elif name in ("scales", "sigma"):
             if not isinstance(value, (list, tuple)):
                 raise InputError(f"{where}.{name}: expected a list of numbers, got {value!r}")

@@ -143,7 +143,7 @@ def _molecule_samples(molecule: SourceMolecule, config: GenerateConfig, teacher,
             rng = np.random.default_rng(
                 [config.seed, molecule.molecule_id, c, zlib.crc32(method.encode())])
             try:
-                samples = _augment(method, conformer, config, teacher, rng)
+                samples = _augment(method, conformer, config, teacher, rng, conformer_index=c)
             except Exception as exc:  # noqa: BLE001 - one molecule's failure must not stop all
                 failures.append({"molecule": molecule.name, "conformer": c, "method": method,
                                  "error": f"{type(exc).__name__}: {exc}"})
@@ -165,7 +165,7 @@ def _tagged(atoms: Atoms, molecule: SourceMolecule, conformer: int, method: str,
 
 
 def _augment(method: str, atoms: Atoms, config: GenerateConfig, teacher,
-             rng: np.random.Generator) -> list[augment.Sample]:
+             rng: np.random.Generator, conformer_index: int = 0) -> list[augment.Sample]:
     if method == "rattle" and config.rattle.n > 0:
         return augment.rattle(atoms, config.rattle.n, config.rattle.sigma, rng)
     if method == "bond_scan" and config.bond_scan.scales:
@@ -178,6 +178,7 @@ def _augment(method: str, atoms: Atoms, config: GenerateConfig, teacher,
                                            quantum=nm.quantum)
     if method == "md" and config.md.steps > 0:
         md = config.md
-        return augment.teacher_md(atoms, teacher, md.steps, md.stride, md.temperature, rng,
+        return augment.teacher_md(atoms, teacher, md.steps, md.stride,
+                                  md.temperature_of(conformer_index), rng,
                                   timestep=md.timestep, friction=md.friction)
     return []
