@@ -13,6 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mlff_distiller import InputError, load_student
+from mlff_distiller.report.zoo_release import release_zoo
+
 pytest.importorskip("tblite")
 
 MOLECULES = "O water\nN ammonia\nC methane\nCO methanol\nC=O formaldehyde\nCCO ethanol\n"
@@ -74,6 +77,7 @@ def test_kill_mid_training_then_resume_and_cache(tmp_path):
     report = Path(summary["report"]).read_text()
     assert "ultra-tiny" in report and "card" in report
     _check_onpolicy_round(run, summary)
+    _check_zoo_release(run, summary, tmp_path)
 
     # A later stage's config change re-runs that stage only; a failing gate exits 1.
     again = subprocess.run(_distill(config, "--set", "bench.repeats=3",
@@ -85,6 +89,34 @@ def test_kill_mid_training_then_resume_and_cache(tmp_path):
         assert f"[{name}] cached" in log
     assert "[bench] cached" not in log
     assert "FAIL" in log and "max_force_mae" in log
+    with pytest.raises(InputError, match="max_force_mae"):
+        release_zoo(run, zoo_dir=tmp_path / "zoo2", docs_dir=tmp_path / "docs2")
+
+
+def _check_zoo_release(run: Path, summary: dict, tmp_path: Path) -> None:
+    """Released files equal the run's students, carry the command, and the docs stand alone."""
+    import re
+
+    from mlff_distiller.testing import predict, random_molecule
+
+    released = release_zoo(run, command="mlffd distill CONFIG", zoo_dir=tmp_path / "zoo",
+                           docs_dir=tmp_path / "docs")
+    zoo_file = Path(released["sevennet-organic-ultra-tiny"])
+    assert zoo_file.name == "sevennet-organic-ultra-tiny.safetensors"
+    shipped = load_student(zoo_file)
+    trained = load_student(summary["students"]["ultra-tiny"]["student"])
+    meta = shipped.checkpoint_metadata
+    assert meta["command"] == "mlffd distill CONFIG" and meta["preset"] == "ultra-tiny"
+    assert meta["holdout"]["force_r2"] == summary["students"]["ultra-tiny"]["forces"]["r2"]
+    atoms = random_molecule(8, seed=3)
+    assert predict(shipped, atoms)["forces"].tolist() == predict(trained, atoms)["forces"].tolist()
+    doc = (tmp_path / "docs" / "zoo.md").read_text()
+    assert "`sevennet-organic-ultra-tiny`" in doc and "## On-policy augmentation" in doc
+    card = tmp_path / "docs" / "zoo" / "sevennet-organic-ultra-tiny" / "card.md"
+    text = card.read_text()
+    assert "mlffd distill CONFIG" in text
+    links = re.findall(r"\]\(([^)]+\.png)\)", text)
+    assert links and all((card.parent / link).is_file() for link in links)
 
 
 def _check_onpolicy_round(run: Path, summary: dict) -> None:

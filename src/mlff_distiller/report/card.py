@@ -55,6 +55,8 @@ def model_summary(student_path: str | os.PathLike) -> dict:
         "teacher": meta.get("teacher") or None,
         "dataset": meta.get("dataset") or None,
         "dataset_hash": meta.get("dataset_hash") or None,
+        "zoo_name": meta.get("zoo_name") or None,
+        "command": meta.get("command") or None,
         "training": {k: meta[k] for k in ("step", "epoch", "checkpoint", "metrics") if k in meta},
     }
 
@@ -185,6 +187,11 @@ def _provenance_rows(model, ev) -> list[list]:
     rows = [["teacher", model["teacher"] or "not recorded"],
             ["training dataset", model["dataset"] or "not recorded"],
             ["training dataset hash", model["dataset_hash"] or "not recorded"]]
+    if model.get("command"):
+        rows.insert(0, ["produced by", f"`{model['command']}`"])
+    if model.get("zoo_name"):
+        name = model["zoo_name"]
+        rows.insert(0, ["zoo name", f'`{name}`: `load_student("{name}")`'])
     training = model["training"]
     for key in ("checkpoint", "step", "epoch"):
         if key in training:

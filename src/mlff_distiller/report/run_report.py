@@ -59,8 +59,11 @@ def write_run_report(run_dir: Path, summary: dict) -> Path:
             round_rows.append(
                 f"<tr><td>{r['round']}</td><td>{html.escape(preset)}</td>"
                 f"<td>{_fmt(m.get('force_mae'))}</td><td>{_fmt(m.get('force_r2'))}</td>"
+                f"<td>{_fmt(m.get('energy_mae_per_atom'))}</td>"
                 f"<td>{_fmt(m.get('nve_stable_fraction'))}</td>"
-                f"<td>{_fmt(m.get('nvt_stable_fraction'))}</td></tr>")
+                f"<td>{_fmt(m.get('nve_drift_percent_per_100_steps_max'))}</td>"
+                f"<td>{_fmt(m.get('nvt_stable_fraction'))}</td>"
+                f"<td>{_fmt(m.get('optimisation_rmsd_mean_A'))}</td></tr>")
     guide = summary.get("guide") or {}
     overall = "PASS" if summary["passed"] else "FAIL"
     page = f"""<!DOCTYPE html>
@@ -81,8 +84,9 @@ Hold-out metrics are on molecules never seen in training.</p>
 {'<table><tr><th>student</th><th>gate</th><th>value</th><th>required</th><th>verdict</th></tr>'
  + ''.join(gate_rows) + '</table>' if gate_rows else '<p>No gates configured.</p>'}
 <h2>On-policy augmentation</h2>
-{'<table><tr><th>round</th><th>student</th><th>force MAE</th><th>force R²</th>'
- '<th>NVE stable</th><th>NVT stable</th></tr>' + ''.join(round_rows) + '</table>'
+{'<table><tr><th>round</th><th>student</th><th>force MAE (eV/Å)</th><th>force R²</th>'
+ '<th>energy MAE (eV/atom)</th><th>NVE stable</th><th>NVE drift (%/100 steps)</th>'
+ '<th>NVT stable</th><th>relaxed RMSD (Å)</th></tr>' + ''.join(round_rows) + '</table>'
  if len(rounds) > 1 else '<p>Not used in this run (onpolicy.rounds = 0).</p>'}
 <h2>Files</h2><ul>{''.join(file_rows)}
 <li>benchmark: {_link(run_dir, summary.get('bench'), 'benchmark.json')}</li>
