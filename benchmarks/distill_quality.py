@@ -1,28 +1,32 @@
-"""Distillation quality: SevenNet-0 labels -> each preset trained for a fixed CPU budget ->
-errors on molecules held out from training; schnetpack's PaiNN on the same data and budget.
+"""Distillation quality: each preset trained for a fixed CPU budget on SevenNet-0 labels of
+the package's organic molecule set, scored on molecules held out from training; schnetpack's
+PaiNN on the same data and budget as the reference.
+
+Data: the labeled, molecule-split dataset of the packaged recipe (``configs/organic.yaml``:
+101 molecules, conformers, rattles, bond scans, 300 K and 600 K SevenNet-0 Langevin MD),
+made by its generate/label/split stages:
+  .venv/bin/mlffd distill configs/organic.yaml      # -> runs/organic/split/data.h5
+The benchmark copies it into --work and never changes its splits.
 
 Stages (each cached in --work; rerun to continue):
-  data     SMILES -> conformers, rattles, 300 K and 600 K SevenNet-0 Langevin MD
-           (structures.generate) -> SevenNet-0 labels (data.labeling) -> molecule splits
   ours     train original / tiny / ultra-tiny with training.train_student for --budget-s
            process CPU seconds each (CPU time, not wall time: the machine may be shared)
   schnet   schnetpack PaiNN of the same sizes, same data, loss, optimiser and budget
            (runs in a separate venv, see below)
-  hessian  ablation: tiny preset on a small subset with SevenNet Hessian rows, with and
-           without the Hessian-row loss
+  hessian  ablation: tiny preset on a small training subset with SevenNet-0 Hessian rows,
+           with and without the Hessian-row loss, for the same number of optimiser steps
+           (the CPU time each run used is reported beside it), over several seeds
   report   prints and writes JSON + Markdown tables
 
 schnetpack is never installed into .venv. Its venv (reuses .venv's torch via a .pth file):
   python3.11 -m venv .venv-bench-schnetpack
   echo "$PWD/.venv/lib/python3.11/site-packages" \
       > .venv-bench-schnetpack/lib/python3.11/site-packages/_main_venv.pth
-  .venv-bench-schnetpack/bin/pip install --no-deps -c constraints.txt schnetpack
+  .venv-bench-schnetpack/bin/pip install --no-deps -c constraints.txt schnetpack==2.1.1
   .venv-bench-schnetpack/bin/pip install -c constraints.txt dirsync fasteners hydra-core \
       pytorch-lightning torchmetrics torch-ema matscipy
 
-Usage (defaults = the run reported in the training notes: 20 molecules, 1220 structures,
-90 CPU-s per model; one process per preset/stage may run concurrently):
-  .venv/bin/python benchmarks/distill_quality.py --work runs/distill_quality --stages data
+Usage (one process per preset/stage may run concurrently):
   .venv/bin/python benchmarks/distill_quality.py --stages ours --presets tiny   # etc.
   .venv/bin/python benchmarks/distill_quality.py --stages report
 Prints one JSON document (also written to WORK/results.json) and WORK/results.md.
@@ -32,7 +36,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
+import shutil
 import subprocess
 import sys
 import time
@@ -40,53 +44,29 @@ from pathlib import Path
 
 import numpy as np
 
-# name, SMILES. H/C/N/O molecules; the last three are never trained or validated on.
-TRAIN = [("methanol", "CO"), ("propanol", "CCCO"), ("acetic_acid", "CC(=O)O"),
-         ("acetone", "CC(=O)C"), ("benzene", "c1ccccc1"), ("toluene", "Cc1ccccc1"),
-         ("formamide", "NC=O"), ("n_methylacetamide", "CC(=O)NC"), ("pyridine", "c1ccncc1"),
-         ("glycine", "NCC(=O)O"), ("acetaldehyde", "CC=O"), ("methylamine", "CN"),
-         ("ethylene_glycol", "OCCO"), ("malonaldehyde", "O=CCC=O"),
-         ("uracil", "O=C1C=CNC(=O)N1")]
-VAL = [("ethylamine", "CCN"), ("anisole", "COc1ccccc1")]
-TEST = [("ethanol", "CCO"), ("phenol", "Oc1ccccc1"), ("acetamide", "CC(=O)N")]
 PRESETS = ("original", "tiny", "ultra-tiny")
 TARGET_R2 = {"original": 0.995, "tiny": 0.98, "ultra-tiny": 0.95}
 SCHNET_PY = Path(".venv-bench-schnetpack/bin/python")
+RECIPE_DATASET = Path("runs/organic/split/data.h5")
 
 
-def stage_data(work: Path, conformers: int, rattles: int, md_steps: int, stride: int) -> Path:
-    import ase.io
-
-    from mlff_distiller.data.labeling import label_structures
-    from mlff_distiller.data.splits import split_dataset
-    from mlff_distiller.structures.config import GenerateConfig, MDConfig, RattleConfig
-    from mlff_distiller.structures.generate import generate_structures
+def stage_data(work: Path, source: Path) -> Path:
+    """Copy the recipe's split dataset into ``work`` (once); refuse one without splits."""
+    from mlff_distiller.data.splits import summarize_splits
+    from mlff_distiller.fileio import atomic_path
 
     data = work / "dataset.h5"
     if data.exists():
         return data
-    smiles = work / "molecules.smi"
-    smiles.write_text("".join(f"{s} {n}\n" for n, s in TRAIN + VAL + TEST))
-    pools = []
-    for k, temperature in enumerate((300.0, 600.0)):
-        pool = work / f"pool_{int(temperature)}K.extxyz"
-        if not pool.exists():
-            generate_structures(GenerateConfig(
-                smiles=str(smiles), out=str(pool), conformers=conformers, seed=k,
-                keep_conformers=k == 0, rattle=RattleConfig(n=rattles if k == 0 else 0,
-                                                            sigma=(0.01, 0.12)),
-                md=MDConfig(steps=md_steps, stride=stride, temperature=temperature,
-                           timestep=1.0)))
-        pools.append(pool)
-    merged = work / "pool.extxyz"
-    structures = [a for p in pools for a in ase.io.read(p, ":")]
-    ase.io.write(merged, structures, format="extxyz")
-    labeled = work / "labeled.h5"
-    label_structures(merged, "sevennet", labeled, chunk_size=128)
-    ids = {a.info["molecule_name"]: int(a.info["molecule_id"]) for a in structures}
-    os.replace(labeled, data)
-    split_dataset(data, ratios=None, train_ids=[ids[n] for n, _ in TRAIN],
-                  val_ids=[ids[n] for n, _ in VAL], test_ids=[ids[n] for n, _ in TEST])
+    if not source.is_file():
+        sys.exit(f"dataset {source} not found: run `.venv/bin/mlffd distill "
+                 "configs/organic.yaml` (its split stage writes it) or pass --dataset")
+    splits = summarize_splits(source)
+    if not splits or not all(splits[s]["structures"] for s in ("train", "val", "test")):
+        sys.exit(f"dataset {source} needs train, val and test splits by molecule, got "
+                 f"{splits}; split it with `mlffd data split`")
+    with atomic_path(data) as tmp:
+        shutil.copyfile(source, tmp)
     return data
 
 
@@ -191,51 +171,67 @@ def fd_sevennet():
     return FiniteDifferenceSevenNet()
 
 
-def stage_hessian(work: Path, data: Path, n_structures: int, rows: int, budget: float,
-                  threads: int) -> dict:
-    """Tiny preset on ``n_structures`` training structures with/without Hessian loss."""
+def hessian_subset(work: Path, data: Path, n_structures: int, rows: int) -> Path:
+    """``n_structures`` random training structures (+16 validation ones) relabeled with
+    SevenNet-0 energies, forces and ``rows`` Hessian rows each, keeping their molecule split."""
     import ase.io
 
+    from mlff_distiller import keys
+    from mlff_distiller.data.dataset import LabeledDataset
     from mlff_distiller.data.labeling import label_structures
     from mlff_distiller.data.splits import split_dataset
+
+    subset = work / "hessian_subset.h5"
+    if subset.exists():
+        return subset
+    rng = np.random.default_rng(0)
+    picked, ids = [], {}
+    for split, count in (("train", n_structures), ("val", 16)):
+        ds = LabeledDataset(data, split=split)
+        ids[split] = set()
+        for i in rng.choice(len(ds), min(count, len(ds)), replace=False):
+            atoms = ds.atoms(int(i))
+            molecule = int(ds[int(i)][keys.MOLECULE_ID][0])
+            atoms.info["molecule_id"] = molecule
+            ids[split].add(molecule)
+            picked.append(atoms)
+    pool = work / "hessian_pool.extxyz"
+    ase.io.write(pool, picked, format="extxyz")
+    label_structures(pool, fd_sevennet(), subset, chunk_size=64, hessian_rows=rows)
+    split_dataset(subset, ratios=None, train_ids=sorted(ids["train"]),
+                  val_ids=sorted(ids["val"]), test_ids=[])
+    return subset
+
+
+def stage_hessian(work: Path, data: Path, n_structures: int, rows: int, steps: int,
+                  seeds: int, threads: int) -> dict:
+    """Tiny preset on a small subset, with and without the Hessian-row loss, for the same
+    number of optimiser steps; each run's CPU time is reported beside its errors."""
     from mlff_distiller.training.config import TrainConfig
     from mlff_distiller.training.trainer import train_student
 
-    subset = work / "hessian_subset.h5"
-    if not subset.exists():
-        pool = ase.io.read(work / "pool.extxyz", ":")
-        names = {n for n, _ in TRAIN}
-        rng = np.random.default_rng(0)
-        train_pool = [a for a in pool if a.info["molecule_name"] in names]
-        chosen = [train_pool[i] for i in rng.choice(len(train_pool), n_structures, False)]
-        val_names = {n for n, _ in VAL}
-        val_pool = [a for a in pool if a.info["molecule_name"] in val_names]
-        keep = [val_pool[i] for i in rng.choice(len(val_pool), min(16, len(val_pool)), False)]
-        ase.io.write(work / "hessian_pool.extxyz", chosen + keep, format="extxyz")
-        # 16 validation structures get Hessian rows too, so the validation Hessian error is
-        # reported; test metrics use the main dataset's held-out molecules.
-        label_structures(work / "hessian_pool.extxyz", fd_sevennet(), subset, chunk_size=64,
-                         hessian_rows=rows)
-        present = {int(a.info["molecule_id"]) for a in chosen + keep}
-        ids = {a.info["molecule_name"]: int(a.info["molecule_id"]) for a in pool}
-        split_dataset(subset, ratios=None,
-                      train_ids=[ids[n] for n, _ in TRAIN if ids[n] in present],
-                      val_ids=[ids[n] for n, _ in VAL if ids[n] in present], test_ids=[])
+    subset = hessian_subset(work, data, n_structures, rows)
     test = test_arrays(data)
     out = {}
     for weight in (0.0, 1.0):
-        run = work / "hessian" / f"w{weight:g}"
-        if not (run / "metrics.json").exists():
-            config = TrainConfig(time_budget_s=budget, max_epochs=100000, num_threads=threads,
-                                 early_stopping_patience=0, hessian_weight=weight,
-                                 budget_clock="cpu",
-                                 progress=sys.stderr.isatty(), device="cpu")
-            train_student(subset, "tiny", config, run)
-        summary = json.loads((run / "metrics.json").read_text())
+        runs = []
+        for seed in range(seeds):
+            run = work / "hessian" / f"w{weight:g}-s{seed}"
+            if not (run / "metrics.json").exists():
+                config = TrainConfig(max_steps=steps, max_epochs=100000, seed=seed,
+                                     num_threads=threads, early_stopping_patience=0,
+                                     hessian_weight=weight, progress=sys.stderr.isatty(),
+                                     device="cpu")
+                train_student(subset, "tiny", config, run)
+            summary = json.loads((run / "metrics.json").read_text())
+            runs.append({**evaluate_ours(str(run / "best.safetensors"), test), "seed": seed,
+                         "val_hessian_rmse": summary["final"].get("val_hessian_rmse"),
+                         "steps": summary["steps"], "train_time_s": summary["train_time_s"],
+                         "n_train": summary["n_train"]})
         out[f"hessian_weight={weight:g}"] = {
-            **evaluate_ours(str(run / "best.safetensors"), test),
-            "val_hessian_rmse": summary["final"].get("val_hessian_rmse"),
-            "steps": summary["steps"], "n_train": summary["n_train"]}
+            "runs": runs, **{f"{k}_mean": float(np.mean([r[k] for r in runs]))
+                             for k in ("force_r2", "force_mae", "energy_mae_per_atom",
+                                       "train_time_s")}}
     return out
 
 
@@ -252,31 +248,36 @@ def markdown(results: dict) -> str:
                 f"{r.get('train_structures_per_s', 0):.1f} | {r['force_r2']:.4f} "
                 f"({TARGET_R2[preset]}) | {r['force_rmse']:.4f} | {r['force_mae']:.4f} | "
                 f"{r['angular_error_mean_deg']:.2f} | {1000 * r['energy_mae_per_atom']:.2f} |")
-    for name, r in results.get("hessian", {}).items():
-        lines.append(f"\nHessian ablation (tiny, {r['n_train']} training structures) {name}: "
-                     f"force R² {r['force_r2']:.4f}, MAE {r['force_mae']:.4f} eV/Å, energy "
-                     f"MAE {1000 * r['energy_mae_per_atom']:.2f} meV/atom, val Hessian RMSE "
-                     f"{r['val_hessian_rmse']}")
+    hessian = results.get("hessian", {})
+    if hessian:
+        lines += ["", "Hessian-row loss ablation (tiny; same optimiser steps; mean over seeds):",
+                  "", "| hessian_weight | seeds | train structures | steps | CPU s | force R² | "
+                  "force MAE | energy MAE (meV/atom) |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for name, r in hessian.items():
+            first = r["runs"][0]
+            lines.append(f"| {name.split('=')[1]} | {len(r['runs'])} | {first['n_train']} | "
+                         f"{first['steps']} | {r['train_time_s_mean']:.0f} | "
+                         f"{r['force_r2_mean']:.4f} | {r['force_mae_mean']:.4f} | "
+                         f"{1000 * r['energy_mae_per_atom_mean']:.1f} |")
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", default="runs/distill_quality")
-    parser.add_argument("--stages", default="data,ours,schnet,hessian,report")
-    parser.add_argument("--budget-s", type=float, default=90.0,
+    parser.add_argument("--dataset", type=Path, default=RECIPE_DATASET,
+                        help="labeled dataset split by molecule [%(default)s]")
+    parser.add_argument("--stages", default="ours,schnet,hessian,report")
+    parser.add_argument("--budget-s", type=float, default=300.0,
                         help="training budget per model in process CPU seconds")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--presets", default=",".join(PRESETS),
                         help="presets of the ours/schnet stages (one process per preset "
                              "can run concurrently)")
-    parser.add_argument("--conformers", type=int, default=1)
-    parser.add_argument("--rattles", type=int, default=30)
-    parser.add_argument("--md-steps", type=int, default=60)
-    parser.add_argument("--md-stride", type=int, default=4)
     parser.add_argument("--hessian-structures", type=int, default=60)
     parser.add_argument("--hessian-rows", type=int, default=2)
-    parser.add_argument("--hessian-budget-s", type=float, default=45.0)
+    parser.add_argument("--hessian-steps", type=int, default=600)
+    parser.add_argument("--hessian-seeds", type=int, default=3)
     args = parser.parse_args()
     import torch
 
@@ -287,11 +288,10 @@ def main() -> None:
     from mlff_distiller.fileio import write_json, write_text
 
     start = time.perf_counter()
-    data = stage_data(work, args.conformers, args.rattles, args.md_steps, args.md_stride)
+    data = stage_data(work, args.dataset)
     setup = {"budget_s_per_model": args.budget_s, "threads": args.threads,
-             "hessian_budget_s": args.hessian_budget_s,
-             "held_out_molecules": [n for n, _ in TEST], "val_molecules": [n for n, _ in VAL],
-             "train_molecules": [n for n, _ in TRAIN]}
+             "dataset_source": str(args.dataset), "hessian_steps": args.hessian_steps,
+             "hessian_structures": args.hessian_structures, "hessian_rows": args.hessian_rows}
     # each stage writes its own file, so stages can run as concurrent processes
     presets = tuple(args.presets.split(","))
     if "ours" in stages:
@@ -300,8 +300,8 @@ def main() -> None:
         stage_schnet(work, data, args.budget_s, args.threads, presets)
     if "hessian" in stages:
         write_json(work / "hessian.json", stage_hessian(
-            work, data, args.hessian_structures, args.hessian_rows, args.hessian_budget_s,
-            args.threads))
+            work, data, args.hessian_structures, args.hessian_rows, args.hessian_steps,
+            args.hessian_seeds, args.threads))
     results = {"setup": setup, "dataset": dataset_summary(data)}
     for who, path in (("ours", "ours/{}/eval.json"), ("schnet", "schnet/{}.json")):
         found = {p: json.loads((work / path.format(p)).read_text()) for p in PRESETS
