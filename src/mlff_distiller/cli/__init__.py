@@ -3,7 +3,7 @@
 This module builds the command tree; the commands live in one module per pipeline stage:
 :mod:`.structures` (generate, teachers), :mod:`.data` (label, data ...), :mod:`.training`
 (info, train, sweep), :mod:`.validation` (evaluate, md, card), :mod:`.deployment` (export,
-quantize, bench) and :mod:`.pipeline` (distill). Heavy libraries are imported inside the
+quantize, bench) and :mod:`.pipeline` (distill, zoo). Heavy libraries are imported inside the
 command bodies, so `mlffd --help` starts fast.
 
 User errors (:class:`InputError`) are printed as one clear line, never a traceback.
@@ -58,6 +58,12 @@ app.command("export")(deployment.export_cmd)
 app.command()(deployment.quantize)
 app.command()(deployment.bench)
 app.command()(pipeline.distill)
+
+zoo_app = typer.Typer(help="The pretrained students shipped with the package.",
+                      no_args_is_help=True)
+app.add_typer(zoo_app, name="zoo")
+zoo_app.command("list")(pipeline.zoo_list)
+zoo_app.command("release")(pipeline.zoo_release)
 
 
 def main() -> None:
