@@ -1,28 +1,34 @@
-"""mlff-distiller: distil foundation force fields into small, fast PaiNN students."""
+"""mlff-distiller: distil foundation force fields into small, fast PaiNN students.
+
+The public names below are imported on first use, so ``import mlff_distiller`` (and the
+``mlffd`` command line) start without loading torch.
+"""
 
 from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 
 from mlff_distiller.errors import InputError
-from mlff_distiller.models.checkpoint import load_student, save_student
-from mlff_distiller.models.presets import PRESETS, build_student
 
-__all__ = [
-    "InputError",
-    "PRESETS",
-    "StudentCalculator",
-    "__version__",
-    "build_student",
-    "load_student",
-    "save_student",
-]
+#: public name -> module that defines it
+_LAZY = {
+    "load_student": "mlff_distiller.models.checkpoint",
+    "save_student": "mlff_distiller.models.checkpoint",
+    "PRESETS": "mlff_distiller.models.presets",
+    "build_student": "mlff_distiller.models.presets",
+    "StudentCalculator": "mlff_distiller.md.calculator",
+}
+
+__all__ = ["InputError", "__version__", *_LAZY]
 
 
 def __getattr__(name: str):
-    # The calculator pulls in ASE's calculator machinery; import it on first use.
-    if name == "StudentCalculator":
-        from mlff_distiller.md.calculator import StudentCalculator
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'mlff_distiller' has no attribute {name!r}")
 
-        return StudentCalculator
-    raise AttributeError(name)
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
