@@ -26,10 +26,11 @@ def info(
     from mlff_distiller.models.checkpoint import load_student
     from mlff_distiller.models.painn import count_parameters
     from mlff_distiller.models.presets import preset_name
+    from mlff_distiller.models.zoo import zoo_path
 
     model = load_student(checkpoint, config=preset)
     config = model.config
-    path = Path(checkpoint)
+    path = zoo_path(checkpoint) or Path(checkpoint)
     summary = {
         "checkpoint": str(checkpoint),
         "preset": preset_name(config) or "custom",
