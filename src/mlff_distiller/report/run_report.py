@@ -52,18 +52,15 @@ def write_run_report(run_dir: Path, summary: dict) -> Path:
         file_rows.append(f"<li>{html.escape(preset)}: {' · '.join(links)}</li>")
     rounds = summary.get("onpolicy_rounds", [])
     round_rows = []
-    for r in rounds:
-        for preset, m in r.items():
-            if preset == "round":
-                continue
-            round_rows.append(
-                f"<tr><td>{r['round']}</td><td>{html.escape(preset)}</td>"
-                f"<td>{_fmt(m.get('force_mae'))}</td><td>{_fmt(m.get('force_r2'))}</td>"
-                f"<td>{_fmt(m.get('energy_mae_per_atom'))}</td>"
-                f"<td>{_fmt(m.get('nve_stable_fraction'))}</td>"
-                f"<td>{_fmt(m.get('nve_drift_percent_per_100_steps_max'))}</td>"
-                f"<td>{_fmt(m.get('nvt_stable_fraction'))}</td>"
-                f"<td>{_fmt(m.get('optimisation_rmsd_mean_A'))}</td></tr>")
+    for round_index, preset, m in round_metrics(rounds):
+        round_rows.append(
+            f"<tr><td>{round_index}</td><td>{html.escape(preset)}</td>"
+            f"<td>{_fmt(m.get('force_mae'))}</td><td>{_fmt(m.get('force_r2'))}</td>"
+            f"<td>{_fmt(m.get('energy_mae_per_atom'))}</td>"
+            f"<td>{_fmt(m.get('nve_stable_fraction'))}</td>"
+            f"<td>{_fmt(m.get('nve_drift_percent_per_100_steps_max'))}</td>"
+            f"<td>{_fmt(m.get('nvt_stable_fraction'))}</td>"
+            f"<td>{_fmt(m.get('optimisation_rmsd_mean_A'))}</td></tr>")
     guide = summary.get("guide") or {}
     overall = "PASS" if summary["passed"] else "FAIL"
     page = f"""<!DOCTYPE html>
@@ -94,3 +91,12 @@ Hold-out metrics are on molecules never seen in training.</p>
 </body></html>
 """
     return write_text(run_dir / "report.html", page)
+
+
+def round_metrics(rounds: list[dict]):
+    """``(round, preset, metrics)`` for every student of every on-policy round of a summary
+    (``summary["onpolicy_rounds"]``)."""
+    for r in rounds:
+        for preset, metrics in r.items():
+            if preset != "round":
+                yield r["round"], preset, metrics

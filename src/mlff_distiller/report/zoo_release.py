@@ -17,6 +17,7 @@ from pathlib import Path
 
 from mlff_distiller.errors import InputError
 from mlff_distiller.fileio import write_json, write_text
+from mlff_distiller.report.run_report import round_metrics
 
 DEFAULT_COMMAND = "mlffd distill configs/organic.yaml"
 
@@ -149,16 +150,13 @@ def _write_doc(path: Path, summary: dict, rows: list, command: str) -> Path:
                   "| round | preset | force R² | force MAE (eV/Å) | energy MAE (meV/atom) | "
                   "NVE drift (%/100 steps) | NVT stable | relaxed RMSD (Å) |",
                   "|---:|---|---:|---:|---:|---:|---:|---:|"]
-        for r in rounds:
-            for preset, m in r.items():
-                if preset == "round":
-                    continue
-                lines.append(
-                    f"| {r['round']} | {preset} | {fmt(m['force_r2'])} | "
-                    f"{fmt(m['force_mae'])} | {_milli(m.get('energy_mae_per_atom'))} | "
-                    f"{_g(m.get('nve_drift_percent_per_100_steps_max'))} | "
-                    f"{_g(m.get('nvt_stable_fraction'))} | "
-                    f"{_g(m.get('optimisation_rmsd_mean_A'))} |")
+        for round_index, preset, m in round_metrics(rounds):
+            lines.append(
+                f"| {round_index} | {preset} | {fmt(m['force_r2'])} | "
+                f"{fmt(m['force_mae'])} | {_milli(m.get('energy_mae_per_atom'))} | "
+                f"{_g(m.get('nve_drift_percent_per_100_steps_max'))} | "
+                f"{_g(m.get('nvt_stable_fraction'))} | "
+                f"{_g(m.get('optimisation_rmsd_mean_A'))} |")
     write_text(path, "\n".join(lines) + "\n")
     return path
 
