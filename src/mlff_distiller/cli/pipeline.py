@@ -60,15 +60,14 @@ def zoo_list(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) 
     if as_json:
         console.print_json(json.dumps(rows))
         return
-    table = Table(title="mlff-distiller model zoo (docs/zoo.md)")
+    table = Table(title="mlff-distiller model zoo (docs/zoo.md; --json adds the command)")
     table.add_column("name", no_wrap=True)
-    for column in ("shipped", "hold-out force R²", "force MAE (eV/Å)", "produced by"):
+    for column in ("shipped", "preset", "hold-out force R²", "force MAE (eV/Å)"):
         table.add_column(column)
     for r in rows:
-        table.add_row(r["name"], "yes" if r["shipped"] else "no",
+        table.add_row(r["name"], "yes" if r["shipped"] else "no", r["preset"] or "n/a",
                       "n/a" if r["force_r2"] is None else f"{r['force_r2']:.4f}",
-                      "n/a" if r["force_mae"] is None else f"{r['force_mae']:.3f}",
-                      r["command"] or "")
+                      "n/a" if r["force_mae"] is None else f"{r['force_mae']:.3f}")
     console.print(table)
 
 

@@ -3,9 +3,9 @@
 ``release_zoo("runs/organic")`` copies each student of the run into
 ``mlff_distiller/resources/zoo/<prefix>-<preset>.safetensors`` (the names of
 :data:`mlff_distiller.models.zoo.ZOO`), adding to its metadata the zoo name, the command
-that produced it and its hold-out and MD numbers, and writes ``docs/zoo.md`` plus one model
-card per student under ``docs/zoo/<name>/`` (figures and result JSON copied beside it, so
-the docs stand alone). A run whose gates failed is refused.
+that produced it and its hold-out and MD numbers, and writes ``docs/zoo.md`` plus one
+Markdown model card per student under ``docs/zoo/<name>/`` (figures and result JSON copied
+beside it, so the docs stand alone). A run whose gates failed is refused.
 """
 
 from __future__ import annotations
@@ -77,12 +77,13 @@ def release_zoo(run_dir: str | os.PathLike, prefix: str = "sevennet-organic",
         card_dir = docs / "zoo" / name
         stage = Path(student["card"]["card_json"]).parent
         sources = json.loads((stage / "card.json").read_text())["sources"]
-        write_card(target,
+        write_card(Path(os.path.relpath(target)),  # a path that means something in the docs
                    eval_json=_localized(sources["evaluation"], card_dir, "evaluation.json"),
                    md_json=_localized(sources["md"], card_dir, "md_validation.json"),
                    bench_json=_localized(sources["bench"] or bench_json, card_dir,
                                          "benchmark.json"),
                    out_dir=card_dir)
+        (card_dir / "card.html").unlink()  # the docs are Markdown; figures sit beside it
         rows.append((name, preset, headline, target.stat().st_size))
     released["doc"] = str(_write_doc(docs / "zoo.md", summary, rows, command))
     return released
