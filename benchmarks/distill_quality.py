@@ -176,7 +176,6 @@ def hessian_subset(work: Path, data: Path, n_structures: int, rows: int) -> Path
     SevenNet-0 energies, forces and ``rows`` Hessian rows each, keeping their molecule split."""
     import ase.io
 
-    from mlff_distiller import keys
     from mlff_distiller.data.dataset import LabeledDataset
     from mlff_distiller.data.labeling import label_structures
     from mlff_distiller.data.splits import split_dataset
@@ -191,7 +190,7 @@ def hessian_subset(work: Path, data: Path, n_structures: int, rows: int) -> Path
         ids[split] = set()
         for i in rng.choice(len(ds), min(count, len(ds)), replace=False):
             atoms = ds.atoms(int(i))
-            molecule = int(ds[int(i)][keys.MOLECULE_ID][0])
+            molecule = int(ds.molecule_ids[int(i)])
             atoms.info["molecule_id"] = molecule
             ids[split].add(molecule)
             picked.append(atoms)

@@ -259,19 +259,13 @@ def summarize(config, students, rounds, exports, bench, cards, guide) -> dict:
             "card": cards[p], "exports": exports[p]["files"], "gates": gates,
             "verdict": "PASS" if passed else "FAIL",
         }
-    effect = [{"round": r, **{p: _round_effect(rd["evaluation"][p], rd["md"][p])
+    from mlff_distiller.report.run_report import headline_metrics
+
+    effect = [{"round": r, **{p: headline_metrics(rd["evaluation"][p]["forces"],
+                                                  rd["evaluation"][p].get("energy", {}),
+                                                  rd["md"][p]["summary"])
                               for p in rd["evaluation"]}}
               for r, rd in enumerate(rounds)]
     return {"run_dir": config.run_dir, "teacher": config.teacher, "students": per_student,
             "onpolicy_rounds": effect, "bench": bench.get("json"), "guide": guide,
             "passed": all_passed}
-
-
-def _round_effect(evaluation: dict, md: dict) -> dict:
-    """The numbers compared across on-policy rounds: hold-out accuracy and MD stability."""
-    forces, energy, summary = evaluation["forces"], evaluation.get("energy", {}), md["summary"]
-    return {"force_mae": forces.get("mae"), "force_r2": forces.get("r2"),
-            "energy_mae_per_atom": energy.get("mae_per_atom"),
-            **{k: summary.get(k) for k in ("nve_stable_fraction",
-                                           "nve_drift_percent_per_100_steps_max",
-                                           "nvt_stable_fraction", "optimisation_rmsd_mean_A")}}

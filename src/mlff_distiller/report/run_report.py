@@ -100,3 +100,13 @@ def round_metrics(rounds: list[dict]):
         for preset, metrics in r.items():
             if preset != "round":
                 yield r["round"], preset, metrics
+
+
+def headline_metrics(forces: dict, energy: dict, md_summary: dict) -> dict:
+    """The numbers a student is compared by (hold-out accuracy, MD stability), from its
+    evaluation's ``forces`` / ``energy`` and its MD validation's ``summary``."""
+    return {"force_mae": forces.get("mae"), "force_rmse": forces.get("rmse"),
+            "force_r2": forces.get("r2"), "energy_mae_per_atom": energy.get("mae_per_atom"),
+            **{k: md_summary.get(k) for k in ("nve_stable_fraction",
+                                              "nve_drift_percent_per_100_steps_max",
+                                              "nvt_stable_fraction", "optimisation_rmsd_mean_A")}}

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from mlff_distiller.errors import InputError
 from mlff_distiller.fileio import write_json, write_text
-from mlff_distiller.report.run_report import round_metrics
+from mlff_distiller.report.run_report import headline_metrics, round_metrics
 
 DEFAULT_COMMAND = "mlffd distill configs/organic.yaml"
 
@@ -67,7 +67,7 @@ def release_zoo(run_dir: str | os.PathLike, prefix: str = "sevennet-organic",
     for preset, student in summary["students"].items():
         name = names[preset]
         model = load_student(student["student"])
-        headline = _headline(student)
+        headline = headline_metrics(student["forces"], student["energy"], student["md"])
         metadata = {**model.checkpoint_metadata, "zoo_name": name, "preset": preset,
                     "command": command, "teacher_spec": summary["teacher"],
                     "holdout": headline}
@@ -87,15 +87,6 @@ def release_zoo(run_dir: str | os.PathLike, prefix: str = "sevennet-organic",
         rows.append((name, preset, headline, target.stat().st_size))
     released["doc"] = str(_write_doc(docs / "zoo.md", summary, rows, command))
     return released
-
-
-def _headline(student: dict) -> dict:
-    forces, energy, md = student["forces"], student["energy"], student["md"]
-    return {"force_r2": forces.get("r2"), "force_mae": forces.get("mae"),
-            "force_rmse": forces.get("rmse"), "energy_mae_per_atom": energy.get("mae_per_atom"),
-            "nve_drift_percent_per_100_steps_max": md.get("nve_drift_percent_per_100_steps_max"),
-            "nvt_stable_fraction": md.get("nvt_stable_fraction"),
-            "optimisation_rmsd_mean_A": md.get("optimisation_rmsd_mean_A")}
 
 
 def _localized(result_json: str | None, dest: Path, name: str) -> Path | None:

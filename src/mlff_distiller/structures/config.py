@@ -44,13 +44,13 @@ class TeacherMDConfig:
     temperature: float | tuple[float, ...] = 500.0  # K; a list [T0, T1, ...] runs conformer c
     #                                                   at T[c % len]: one range, no extra MD
     timestep: float = 0.5  # fs
+    friction: float = 0.01  # 1/fs
 
     def temperature_of(self, conformer: int) -> float:
         """Langevin temperature (K) of conformer index ``conformer``."""
         if isinstance(self.temperature, tuple):
             return float(self.temperature[conformer % len(self.temperature)])
         return float(self.temperature)
-    friction: float = 0.01  # 1/fs
 
 
 @dataclass(frozen=True)
