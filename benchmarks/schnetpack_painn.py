@@ -132,10 +132,14 @@ def main() -> None:
     ema_model.load_state_dict(best_state)
     ema_model.eval()
     from mlff_distiller.data.dataset import LabeledDataset
-    from mlff_distiller.evaluation.metrics import energy_metrics, force_metrics
+    from mlff_distiller.evaluation.metrics import (
+        energy_metrics,
+        force_metrics,
+        relative_energy_metrics,
+    )
 
     ds = LabeledDataset(data, split="test", cutoff=arch.cutoff, dtype=torch.float32)
-    pred_e, pred_f, ref_e, ref_f, n_atoms = [], [], [], [], []
+    pred_e, pred_f, ref_e, ref_f, n_atoms, mol = [], [], [], [], [], []
     for i in range(len(ds)):
         g = ds[i]
         out = ema_model(g)
@@ -144,11 +148,16 @@ def main() -> None:
         ref_e.append(float(g[keys.ENERGY][0]))
         ref_f.append(g[keys.FORCES].double().numpy())
         n_atoms.append(len(g[keys.ATOMIC_NUMBERS]))
+        mol.append(int(g[keys.MOLECULE_ID][0]))
     f = force_metrics(np.concatenate(pred_f), np.concatenate(ref_f))
     e = energy_metrics(np.array(pred_e), np.array(ref_e), np.array(n_atoms))
+    rel = relative_energy_metrics(np.array(pred_e), np.array(ref_e), np.array(n_atoms),
+                                  np.array(mol))
     result = {"force_r2": f["r2"], "force_rmse": f["rmse"], "force_mae": f["mae"],
               "angular_error_mean_deg": f["angular_error_mean_deg"],
-              "energy_mae_per_atom": e["mae_per_atom"], "n_test_structures": len(n_atoms),
+              "energy_mae_per_atom": e["mae_per_atom"],
+              "relative_energy_mae_per_atom": rel["mae_per_atom"],
+              "n_test_structures": len(n_atoms),
               "parameters": sum(p.numel() for p in model.parameters()), "steps": step,
               "epochs": epoch, "train_time_s": budget,
               "train_structures_per_s": step * config.batch_size / budget,

@@ -90,6 +90,20 @@ def test_grouped_metrics_per_element():
     assert out[6]["n_atoms"] == 2
 
 
+def test_relative_energy_metrics_remove_each_molecules_offset():
+    # molecule 0: constant 0.6 eV offset on 3 atoms -> zero residual;
+    # molecule 1 (2 atoms): errors +0.2/-0.2 around a 1.0 eV offset -> 0.1 eV/atom residual;
+    # molecule 2 has one structure only and is left out
+    pred = [1.6, 2.6, 3.6, 1.2, 0.8, 9.0]
+    ref = [1.0, 2.0, 3.0, 0.0, 0.0, 0.0]
+    out = m.relative_energy_metrics(pred, ref, [3, 3, 3, 2, 2, 5], [0, 0, 0, 1, 1, 2])
+    assert out["n_molecules"] == 2 and out["n_structures"] == 5
+    assert out["mae_per_atom"] == pytest.approx((0 + 0 + 0 + 0.1 + 0.1) / 5)
+    assert out["offset_mae_per_atom"] == pytest.approx((0.2 + 0.5) / 2)
+    with pytest.raises(InputError, match="molecule_ids"):
+        m.relative_energy_metrics([1.0], [1.0], [1], [0, 1])
+
+
 def test_energy_metrics_per_atom_and_structure():
     out = m.energy_metrics([1.0, -2.0], [0.0, 0.0], n_atoms=[2, 4])
     assert out["mae_per_structure"] == pytest.approx(1.5)

@@ -112,6 +112,8 @@ def analyse(preds: Predictions, min_force: float = 0.1, min_conformers: int = 3)
     return {
         "forces": m.force_metrics(pf, rf, min_ref_norm=min_force),
         "energy": m.energy_metrics(preds.pred_energy, preds.ref_energy, preds.n_atoms),
+        "relative_energy": m.relative_energy_metrics(preds.pred_energy, preds.ref_energy,
+                                                     preds.n_atoms, preds.molecule_ids),
         "error_vs_force_magnitude": m.error_by_force_magnitude(pf, rf),
         "per_element": {chemical_symbols[z]: v for z, v in per_element.items()},
         "per_molecule": per_molecule,

@@ -197,6 +197,39 @@ def energy_metrics(pred_energy, ref_energy, n_atoms) -> dict:
     }
 
 
+def relative_energy_metrics(pred_energy, ref_energy, n_atoms, molecule_ids) -> dict:
+    """Energy errors once each molecule's mean error is removed (eV/atom).
+
+    An unseen molecule's total energy can carry a constant offset that no MD run or
+    conformer comparison sees; what matters there is the energy *differences* between its
+    structures. Per molecule m with at least 2 structures, the residual of structure b is
+    ``(Ê_b - E_b) - mean_{b' in m}(Ê_b' - E_b')``; MAE and RMSE per atom are over those
+    residuals / n_b. ``offset_mae_per_atom`` is the mean |offset| / n of the molecules.
+    """
+    pred, ref = _pair(pred_energy, ref_energy, "relative_energy_metrics", ndim=1)
+    n = np.asarray(n_atoms, dtype=np.float64)
+    ids = np.asarray(molecule_ids)
+    if n.shape != pred.shape or ids.shape != pred.shape:
+        raise InputError(f"n_atoms and molecule_ids: expected shape {pred.shape}, "
+                         f"got {n.shape} and {ids.shape}")
+    residuals, offsets = [], []
+    for mol in np.unique(ids):
+        sel = ids == mol
+        if sel.sum() < 2:
+            continue
+        err = pred[sel] - ref[sel]
+        residuals.append((err - err.mean()) / n[sel])
+        offsets.append(abs(err.mean()) / n[sel].mean())
+    r = np.concatenate(residuals) if residuals else np.zeros(0)
+    return {
+        "n_molecules": len(offsets),
+        "n_structures": int(r.size),
+        "mae_per_atom": float(np.mean(np.abs(r))) if r.size else math.nan,
+        "rmse_per_atom": float(np.sqrt(np.mean(r**2))) if r.size else math.nan,
+        "offset_mae_per_atom": float(np.mean(offsets)) if offsets else math.nan,
+    }
+
+
 def spearman(x, y) -> float:
     """Spearman rank correlation: Pearson correlation of the ranks (ties get mean ranks).
 

@@ -209,6 +209,14 @@ def _provenance_rows(model, ev) -> list[list]:
     return rows
 
 
+def _relative_energy_rows(rel) -> list[list]:
+    """Energy MAE once each molecule's mean offset is removed (absent from older JSON)."""
+    if not rel or rel.get("mae_per_atom") is None:
+        return []
+    return [["energy MAE per atom, each molecule's offset removed",
+             1000 * rel["mae_per_atom"], f"meV/atom (over {rel['n_molecules']} molecules)"]]
+
+
 def _accuracy_blocks(ev) -> list[tuple]:
     if ev is None:
         return [("h2", "Accuracy against the teacher"), ("p", "Not measured (no evaluation "
@@ -223,6 +231,7 @@ def _accuracy_blocks(ev) -> list[tuple]:
              ["energy MAE per atom", None if e["mae_per_atom"] is None
               else 1000 * e["mae_per_atom"], "meV/atom"],
              ["energy MAE per structure", e["mae_per_structure"], "eV"],
+             *_relative_energy_rows(ev.get("relative_energy")),
              ["conformer Spearman (mean)", ev["conformer_ranking"]["spearman_mean"],
               f"over {ev['conformer_ranking']['n_molecules']} molecules"]]
     bins = [[f"{r['lo']:g}-{r['hi']:g}" if r["hi"] is not None else f">= {r['lo']:g}",
