@@ -32,6 +32,9 @@ def test_evaluate_md_card_commands(student, tmp_path):
     res = runner.invoke(app, ["evaluate", str(student), str(data), "--split", "all", "--json"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.output)["dataset"]["n_structures"] == 2
+    res = runner.invoke(app, ["evaluate", str(student), str(data), "--split", "all"])
+    assert res.exit_code == 0, res.output
+    assert "offsets removed" in res.output  # one structure per molecule: n/a, no crash
     res = runner.invoke(app, ["md", str(student), "-m", "O", "--nve-steps", "10",
                               "--nvt-steps", "10", "--temperature", "10", "--conformers", "1"])
     assert res.exit_code == 0, res.output

@@ -44,6 +44,9 @@ def evaluate(
             ("mean angular error", f["angular_error_mean_deg"], "deg"),
             ("energy MAE / atom", None if e["mae_per_atom"] is None
              else 1000 * e["mae_per_atom"], "meV"),
+            ("energy MAE / atom, molecule offsets removed",
+             None if res["relative_energy"]["mae_per_atom"] is None
+             else 1000 * res["relative_energy"]["mae_per_atom"], "meV"),
             ("conformer Spearman", res["conformer_ranking"]["spearman_mean"], "")):
         table.add_row(name, "n/a" if value is None else f"{value:.4g} {unit}")
     console.print(table)
