@@ -51,9 +51,56 @@ def test_verlet_list_holds_every_pair_within_cutoff_until_rebuild():
     exact, _ = neighbor_list(moved, cell, pbc, 2.5)
     have = set(map(tuple, nl.edge_index.T))
     assert set(map(tuple, exact.T)) <= have
+    pruned, _ = nl.edges_within(moved, cell)  # the model only sees pairs within the cutoff
+    assert set(map(tuple, pruned.T)) == set(map(tuple, exact.T))
     moved[3] += [0.25, 0, 0]
     assert nl.update(moved, cell, pbc) and nl.n_builds == 2
     assert nl.update(moved, np.eye(3) * 20, np.ones(3, bool))  # cell change rebuilds
+
+
+def test_periodic_pruned_edges_equal_a_fresh_list():
+    si = bulk("Si", "diamond", a=5.43) * (2, 1, 1)
+    nl = VerletNeighborList(cutoff=3.0, skin=0.6)
+    nl.update(si.positions, si.cell.array, si.pbc)
+    moved = si.positions + np.random.default_rng(3).uniform(-0.17, 0.17, si.positions.shape)
+    assert not nl.update(moved, si.cell.array, si.pbc)
+    index, shift = nl.edges_within(moved, si.cell.array)
+    ref_index, ref_shift = neighbor_list(moved, si.cell.array, si.pbc, 3.0)
+    ours = sorted(zip(*index, *shift.T.astype(int)))
+    assert ours == sorted(zip(*ref_index, *ref_shift.T.astype(int)))
+
+
+def test_fast_check_state_agrees_with_ase():
+    from ase.calculators.calculator import compare_atoms
+
+    model = perturbed_student("ultra-tiny")
+    atoms = molecule("CH3CH2OH")
+    MaxwellBoltzmannDistribution(atoms, temperature_K=300, rng=np.random.default_rng(0))
+    atoms.calc = StudentCalculator(model)
+    atoms.get_forces()
+    calc = atoms.calc
+    changed = atoms.copy()
+    assert calc.check_state(changed) == []
+    changed.set_momenta(changed.get_momenta() * 2)  # not a system change in ASE
+    assert calc.check_state(changed) == []
+    for edit in (lambda a: a.positions.__iadd__(1e-9), lambda a: a.numbers.__setitem__(0, 7),
+                 lambda a: a.set_cell(np.eye(3) * 9), lambda a: a.set_pbc(True),
+                 lambda a: a.set_initial_charges(np.ones(len(a))),
+                 lambda a: a.set_initial_magnetic_moments(np.ones(len(a)))):
+        other = atoms.copy()
+        edit(other)
+        assert sorted(calc.check_state(other)) == sorted(compare_atoms(calc.atoms, other))
+
+
+def test_nan_positions_after_a_good_step_are_an_input_error():
+    from mlff_distiller import InputError
+
+    atoms = molecule("H2O")
+    atoms.calc = StudentCalculator(perturbed_student("ultra-tiny"))
+    atoms.get_forces()
+    atoms.positions[1, 2] = np.nan
+    with pytest.raises(InputError, match=r"H2O.*NaN.*atom\(s\) \[1\]"):
+        atoms.get_forces()
 
 
 def test_periodic_fast_path_forces_and_stress_equal_eager(student64):

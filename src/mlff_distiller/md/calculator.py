@@ -81,13 +81,42 @@ class StudentCalculator(Calculator):
             self._tensors = [*self.model.parameters(), *self.model.buffers()]
         return tuple(t._version for t in self._tensors)
 
+    def check_state(self, atoms, tol=1e-15):
+        """ASE's change detection, with a fast exact path for the common MD case.
+
+        When both structures hold the same per-atom arrays, each of ASE's ``all_changes``
+        is compared exactly (``np.array_equal``): a difference below ASE's tolerance then
+        counts as a change, which only costs a recomputation. Anything else goes to ASE.
+        """
+        old = self.atoms
+        if old is None or self.ignored_changes or set(old.arrays) != set(atoms.arrays):
+            return super().check_state(atoms, tol)
+        changes = [name for name in ("positions", "numbers", "initial_charges",
+                                     "initial_magmoms")
+                   if name in old.arrays and not np.array_equal(old.arrays[name],
+                                                                atoms.arrays[name])]
+        if not np.array_equal(old.cell.array, atoms.cell.array):
+            changes.append("cell")
+        if not np.array_equal(old.pbc, atoms.pbc):
+            changes.append("pbc")
+        return changes
+
+    def _checked_structure(self, atoms) -> tuple[np.ndarray, ...]:
+        """(numbers, positions, cell, pbc), fully validated when the atoms changed, else
+        only checked for finite positions and cell (the per-step case)."""
+        numbers, positions, cell = atoms.numbers, atoms.positions, atoms.cell.array
+        if (self._numbers is None or not np.array_equal(numbers, self._numbers)
+                or not (np.isfinite(positions).all() and np.isfinite(cell).all())):
+            return validate_structure(
+                numbers, positions, cell, atoms.pbc,
+                name=f"structure ({atoms.get_chemical_formula() or 'empty'})",
+                elements=self.model.elements,
+            )
+        return self._numbers, positions, cell, atoms.pbc
+
     def _fast_inputs(self, atoms) -> dict[str, torch.Tensor]:
-        """Model inputs on the Verlet list; edges and species reused while valid."""
-        numbers, positions, cell, pbc = validate_structure(
-            atoms.numbers, atoms.positions, atoms.cell.array, atoms.pbc,
-            name=f"structure ({atoms.get_chemical_formula() or 'empty'})",
-            elements=self.model.elements,
-        )
+        """Model inputs on the Verlet list; candidates and species reused while valid."""
+        numbers, positions, cell, pbc = self._checked_structure(atoms)
         version = self._weights_version()
         if self._fast_model is None or version != self._built_from:
             # (re)freeze a copy; weights changed in place since the last copy are picked up
@@ -102,13 +131,14 @@ class StudentCalculator(Calculator):
             inputs["species"] = self._fast_model.species(z)
             inputs["batch"] = torch.zeros(len(numbers), dtype=torch.long, device=self.device)
             self.neighbors = VerletNeighborList(self.neighbors.cutoff, self.neighbors.skin)
-        if self.neighbors.update(positions, cell, pbc) or "edge_index" not in inputs:
-            nl = self.neighbors
-            inputs["edge_index"] = torch.as_tensor(nl.edge_index, device=self.device)
-            inputs["edge_shift"] = torch.as_tensor(nl.edge_shift, dtype=self.dtype,
+        rebuilt = self.neighbors.update(positions, cell, pbc)
+        if rebuilt or self.neighbors.skin > 0 or "edge_index" not in inputs:
+            edge_index, edge_shift = self.neighbors.edges_within(positions, cell)
+            inputs["edge_index"] = torch.as_tensor(edge_index, device=self.device)
+            inputs["edge_shift"] = torch.as_tensor(edge_shift, dtype=self.dtype,
                                                    device=self.device)
             inputs["shift_vectors"] = (
-                torch.as_tensor(nl.edge_shift @ cell, dtype=self.dtype, device=self.device)
+                torch.as_tensor(edge_shift @ cell, dtype=self.dtype, device=self.device)
                 if pbc.any() else None
             )
         inputs["positions"] = torch.as_tensor(positions, dtype=self.dtype, device=self.device)

@@ -1,9 +1,10 @@
 """The fast inference path used by the ASE calculator and MD: same energies and forces as the
 eager :class:`~mlff_distiller.models.forces.ForceField` in eval mode, less work per step.
 
-* :class:`VerletNeighborList` builds edges within ``cutoff + skin`` and reuses them until an
-  atom has moved more than ``skin / 2`` (or the cell, pbc or atom count changed). Edges
-  beyond the cutoff contribute exactly zero (the cosine cutoff multiplies the filters).
+* :class:`VerletNeighborList` builds candidate pairs within ``cutoff + skin`` and reuses them
+  until an atom has moved more than ``skin / 2`` (or the cell, pbc or atom count changed).
+  Each step it keeps only the candidates now within the cutoff (:meth:`edges_within`), so
+  the model does no work for the skin's pairs (they would contribute exactly zero).
 * :class:`FastForceField` is a frozen copy of the energy model: no parameter gradients, the
   isolated-atom readout folded into one per-element offset table, Cartesian cell shifts
   precomputed per neighbour-list build (none for molecules), forces by one backward pass
@@ -100,6 +101,19 @@ class VerletNeighborList:
         self._positions, self._cell, self._pbc = positions.copy(), cell.copy(), pbc.copy()
         self.n_builds += 1
         return True
+
+    def edges_within(self, positions: np.ndarray, cell: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """The candidate pairs now closer than the cutoff: (edge_index (2, E), edge_shift
+        (E, 3)) for ``positions`` (n, 3) Å and ``cell`` (3, 3) Å after :meth:`update`."""
+        if self.skin == 0 or self.edge_index.shape[1] == 0:
+            return self.edge_index, self.edge_shift
+        i, j = self.edge_index
+        vectors = positions[j] - positions[i]
+        if self.edge_shift.any():
+            vectors += self.edge_shift @ cell
+        keep = np.einsum("ij,ij->i", vectors, vectors) < self.cutoff**2
+        return self.edge_index[:, keep], self.edge_shift[keep]
 
     def _needs_rebuild(self, positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray) -> bool:
         if self._positions is None or positions.shape != self._positions.shape:
