@@ -169,6 +169,10 @@ class FastForceField(nn.Module):
             vectors = vectors + shift_vectors
         s = model.scalar_features(species, vectors, centre, neighbour)
         atomic = model.readout(s) * model.energy_scale + self.offsets[species]
+        if n_structures == 1:
+            # a sum, not a scatter into one slot: torch.compile's CPU code for an atomic add
+            # to a single address fails to build with more than one thread (torch 2.13)
+            return atomic.sum().unsqueeze(0)
         energy = torch.zeros(n_structures, dtype=atomic.dtype, device=atomic.device)
         return energy.index_add_(0, batch, atomic)
 
