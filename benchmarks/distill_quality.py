@@ -28,6 +28,9 @@ schnetpack is never installed into .venv. Its venv (reuses .venv's torch via a .
 
 Usage (one process per preset/stage may run concurrently):
   .venv/bin/python benchmarks/distill_quality.py --stages ours --presets tiny   # etc.
+  # learning curve in the number of training molecules (same held-out molecules):
+  .venv/bin/python benchmarks/distill_quality.py --work runs/dq_mol20 --train-molecules 20 \
+      --subset-seed 2 --stages ours,report --presets tiny
   .venv/bin/python benchmarks/distill_quality.py --stages report
 Prints one JSON document (also written to WORK/results.json) and WORK/results.md.
 """
@@ -50,9 +53,15 @@ SCHNET_PY = Path(".venv-bench-schnetpack/bin/python")
 RECIPE_DATASET = Path("runs/organic/split/data.h5")
 
 
-def stage_data(work: Path, source: Path) -> Path:
-    """Copy the recipe's split dataset into ``work`` (once); refuse one without splits."""
-    from mlff_distiller.data.splits import summarize_splits
+def stage_data(work: Path, source: Path, train_molecules: int = 0,
+               subset_seed: int = 0) -> Path:
+    """Copy the recipe's split dataset into ``work`` (once); refuse one without splits.
+
+    ``train_molecules`` > 0 keeps only that many training molecules (the first of a
+    ``subset_seed`` permutation; nested as the count grows), for a learning curve in the
+    number of molecules; validation and test molecules are unchanged.
+    """
+    from mlff_distiller.data.splits import split_dataset, summarize_splits
     from mlff_distiller.fileio import atomic_path
 
     data = work / "dataset.h5"
@@ -67,6 +76,18 @@ def stage_data(work: Path, source: Path) -> Path:
                  f"{splits}; split it with `mlffd data split`")
     with atomic_path(data) as tmp:
         shutil.copyfile(source, tmp)
+        if train_molecules:
+            import h5py
+
+            with h5py.File(tmp, "r") as f:
+                ids = {name: f["splits"][name][:] for name in ("train", "val", "test")}
+            if not 0 < train_molecules <= len(ids["train"]):
+                sys.exit(f"--train-molecules {train_molecules}: the dataset has "
+                         f"{len(ids['train'])} training molecules")
+            subset = np.random.default_rng(subset_seed).permutation(ids["train"])
+            split_dataset(tmp, train_ids=subset[:train_molecules].tolist(),
+                          val_ids=ids["val"].tolist(), test_ids=ids["test"].tolist(),
+                          overwrite=True)
     return data
 
 
@@ -288,6 +309,11 @@ def main() -> None:
     parser.add_argument("--presets", default=",".join(PRESETS),
                         help="presets of the ours/schnet stages (one process per preset "
                              "can run concurrently)")
+    parser.add_argument("--train-molecules", type=int, default=0,
+                        help="train on only this many of the training molecules (0: all); "
+                             "fixed when --work is first created")
+    parser.add_argument("--subset-seed", type=int, default=0,
+                        help="seed of the --train-molecules subset")
     parser.add_argument("--hessian-structures", type=int, default=60)
     parser.add_argument("--hessian-rows", type=int, default=2)
     parser.add_argument("--hessian-steps", type=int, default=600)
@@ -302,8 +328,9 @@ def main() -> None:
     from mlff_distiller.fileio import write_json, write_text
 
     start = time.perf_counter()
-    data = stage_data(work, args.dataset)
+    data = stage_data(work, args.dataset, args.train_molecules, args.subset_seed)
     setup = {"budget_s_per_model": args.budget_s, "threads": args.threads,
+             "train_molecules": args.train_molecules or "all", "subset_seed": args.subset_seed,
              "dataset_source": str(args.dataset), "hessian_steps": args.hessian_steps,
              "hessian_structures": args.hessian_structures, "hessian_rows": args.hessian_rows}
     # each stage writes its own file, so stages can run as concurrent processes
