@@ -5,7 +5,7 @@ VENV    ?= .venv
 PYTHON  ?= python3.11
 PY      := $(VENV)/bin/python
 PIP     := $(PY) -m pip install --disable-pip-version-check -q -c constraints.txt
-DEMO_EXTRAS := sevennet
+DEMO_EXTRAS := sevennet,export
 TEST_EXTRAS := dev,sevennet,xtb,export,cluster,orb,mace,metatomic,torchsim
 # mace-torch pins e3nn==0.4.4 (sevenn needs >=0.5; MACE runs on 0.6): its deps come from the
 # [mace] extra, the package itself without deps.

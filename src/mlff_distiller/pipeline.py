@@ -26,6 +26,10 @@ def distill(config: DistillConfig, console: Console | None = None) -> dict[str, 
     The summary has per-student metrics, gate verdicts (``passed``: bool overall) and the
     path of the HTML report.
     """
+    from mlff_distiller.export.api import check_format_dependencies
+
+    for fmt in config.export.get("formats", ["torchscript", "onnx"]):
+        check_format_dependencies(fmt)  # fail now, not after training
     console = console or Console(stderr=True)
     run = Path(config.run_dir)
     run.mkdir(parents=True, exist_ok=True)

@@ -50,3 +50,16 @@ def test_gates_pass_fail_and_unmeasured():
 def test_shipped_distill_configs_are_valid(name):
     config = DistillConfig.load(f"configs/{name}.yaml")
     assert config.run_dir == f"runs/{name}"
+
+
+def test_missing_export_package_fails_before_any_stage(tmp_path, monkeypatch):
+    import sys
+
+    from mlff_distiller.pipeline import distill
+
+    monkeypatch.setitem(sys.modules, "onnxscript", None)  # import now raises ImportError
+    run_dir = tmp_path / "run"
+    config = DistillConfig.load("configs/demo.yaml", [f"run_dir={run_dir}"])
+    with pytest.raises(InputError, match=r"onnx export.*onnxscript.*mlff-distiller\[export\]"):
+        distill(config)
+    assert not run_dir.exists()  # nothing generated, labeled or trained

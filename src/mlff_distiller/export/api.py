@@ -35,6 +35,24 @@ def check_format(fmt: str) -> str:
     return key
 
 
+# Python packages each format needs, and the extra that installs them.
+FORMAT_PACKAGES = {"onnx": (("onnx", "onnxruntime", "onnxscript"), "export"),
+                   "metatomic": (("metatomic.torch",), "metatomic")}
+
+
+def check_format_dependencies(fmt: str) -> None:
+    """Raise a clear error (naming the extra to install) when ``fmt`` cannot be written here.
+
+    ``mlffd distill`` calls it before any stage runs, so a missing package is reported at
+    the start rather than after hours of training.
+    """
+    from mlff_distiller.teachers.base import require
+
+    modules, extra = FORMAT_PACKAGES.get(check_format(fmt), ((), ""))
+    for module in modules:
+        require(module, extra, f"the {fmt} export")
+
+
 def parity_path(out_path: str | os.PathLike) -> Path:
     """Where the parity report of an export lives: ``<export>.json``."""
     out_path = Path(out_path)
@@ -62,6 +80,7 @@ def export_student(
         ``<out_path>.json``.
     """
     fmt = check_format(fmt)
+    check_format_dependencies(fmt)
     model = resolve_student(student)
     out_path = Path(out_path)
     metadata = export_metadata(model, fmt)
