@@ -57,7 +57,7 @@ def test_missing_export_package_fails_before_any_stage(tmp_path, monkeypatch):
 
     from mlff_distiller.pipeline import distill
 
-    monkeypatch.setitem(sys.modules, "onnxscript", None)  # import now raises ImportError
+    monkeypatch.setitem(sys.modules, "onnxscript", None)  # as if it were not installed
     run_dir = tmp_path / "run"
     config = DistillConfig.load("configs/demo.yaml", [f"run_dir={run_dir}"])
     with pytest.raises(InputError, match=r"onnx export.*onnxscript.*mlff-distiller\[export\]"):

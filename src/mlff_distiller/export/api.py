@@ -35,22 +35,27 @@ def check_format(fmt: str) -> str:
     return key
 
 
-# Python packages each format needs, and the extra that installs them.
+# Top-level Python packages each format needs, and the extra that installs them.
 FORMAT_PACKAGES = {"onnx": (("onnx", "onnxruntime", "onnxscript"), "export"),
-                   "metatomic": (("metatomic.torch",), "metatomic")}
+                   "metatomic": (("metatomic",), "metatomic")}
 
 
 def check_format_dependencies(fmt: str) -> None:
     """Raise a clear error (naming the extra to install) when ``fmt`` cannot be written here.
 
     ``mlffd distill`` calls it before any stage runs, so a missing package is reported at
-    the start rather than after hours of training.
+    the start rather than after hours of training. Packages are looked up, not imported
+    (importing metatomic has side effects the metatomic export manages itself).
     """
-    from mlff_distiller.teachers.base import require
+    import importlib.util
 
     modules, extra = FORMAT_PACKAGES.get(check_format(fmt), ((), ""))
-    for module in modules:
-        require(module, extra, f"the {fmt} export")
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise InputError(
+            f"the {fmt} export needs the Python package(s) {missing}, which are not "
+            f"installed. Install them with: pip install 'mlff-distiller[{extra}]' "
+            "-c constraints.txt, or drop the format from the export formats")
 
 
 def parity_path(out_path: str | os.PathLike) -> Path:
