@@ -66,8 +66,8 @@ def test_periodic_pruned_edges_equal_a_fresh_list():
     assert not nl.update(moved, si.cell.array, si.pbc)
     index, shift = nl.edges_within(moved, si.cell.array)
     ref_index, ref_shift = neighbor_list(moved, si.cell.array, si.pbc, 3.0)
-    ours = sorted(zip(*index, *shift.T.astype(int)))
-    assert ours == sorted(zip(*ref_index, *ref_shift.T.astype(int)))
+    ours = sorted(zip(*index, *shift.T.astype(int), strict=True))
+    assert ours == sorted(zip(*ref_index, *ref_shift.T.astype(int), strict=True))
 
 
 def test_fast_check_state_agrees_with_ase():
