@@ -110,7 +110,7 @@ class VerletNeighborList:
             return self.edge_index, self.edge_shift
         i, j = self.edge_index
         vectors = positions[j] - positions[i]
-        if self.edge_shift.any():
+        if self._pbc is not None and self._pbc.any():
             vectors += self.edge_shift @ cell
         keep = np.einsum("ij,ij->i", vectors, vectors) < self.cutoff**2
         return self.edge_index[:, keep], self.edge_shift[keep]
@@ -169,10 +169,6 @@ class FastForceField(nn.Module):
             vectors = vectors + shift_vectors
         s = model.scalar_features(species, vectors, centre, neighbour)
         atomic = model.readout(s) * model.energy_scale + self.offsets[species]
-        if n_structures == 1:
-            # a sum, not a scatter into one slot: torch.compile's CPU code for an atomic add
-            # to a single address fails to build with more than one thread (torch 2.13)
-            return atomic.sum().unsqueeze(0)
         energy = torch.zeros(n_structures, dtype=atomic.dtype, device=atomic.device)
         return energy.index_add_(0, batch, atomic)
 
@@ -202,7 +198,8 @@ def compile_energy_and_forces(fast: FastForceField) -> Callable[..., tuple[Tenso
 
     The generated CPU kernels (gathers, scatters, elementwise work) run on one thread while
     matrix products use torch's thread count: on molecules the kernels are too small to
-    split, and Inductor's parallel scatters need atomic adds. At 2 threads this made a
+    split, and Inductor's parallel scatters need atomic adds (whose code for the one-slot
+    energy of a single structure fails to build in torch 2.13). At 2 threads this made a
     76-atom MD step 1.3x faster than at 1 thread, where parallel kernels made it 1.8x slower.
     """
 
