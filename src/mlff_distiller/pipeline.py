@@ -42,8 +42,7 @@ def distill(config: DistillConfig, console: Console | None = None) -> dict[str, 
         log(f"stage {name}")
         return run_stage(run, name, inputs, work, log=log)
 
-    pool = stage("generate", {"generate": config.generate_config(Path("pool.extxyz")).to_dict()},
-                 lambda d: _generate(config, d))
+    pool = stage("generate", generate_stage_inputs(config), lambda d: _generate(config, d))
     labeled = stage("label", {"pool": pool["key"], "teacher": config.teacher,
                               "weights": config.teacher_weights, "label": config.label},
                     lambda d: _label(config, Path(pool["pool"]), d))
@@ -90,6 +89,14 @@ def distill(config: DistillConfig, console: Console | None = None) -> dict[str, 
     summary["report"] = str(write_run_report(run, summary))
     write_json(run / "summary.json", summary)
     return summary
+
+
+def generate_stage_inputs(config: DistillConfig) -> dict[str, Any]:
+    """What the generate stage's cache key hashes: its config, less ``workers`` (the pool does
+    not depend on it beyond float round-off, so changing it reuses a finished pool)."""
+    generate = config.generate_config(Path("pool.extxyz")).to_dict()
+    del generate["workers"]
+    return {"generate": generate}
 
 
 # --- stage bodies ----------------------------------------------------------------------

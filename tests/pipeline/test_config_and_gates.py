@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from mlff_distiller import InputError
-from mlff_distiller.pipeline import check_gates
+from mlff_distiller.pipeline import check_gates, generate_stage_inputs
 from mlff_distiller.pipeline_config import DistillConfig
+from mlff_distiller.stages import stage_key
 
 
 def test_demo_config_loads_and_overrides(tmp_path):
@@ -20,6 +21,7 @@ def test_demo_config_loads_and_overrides(tmp_path):
     ({"gates": {"min_force_r3": 0.9}}, "min_force_r3"),
     ({"train": {"lrr": 0.1}}, "lrr"),
     ({"generate": {"conformerz": 2}}, "conformerz"),
+    ({"generate": {"workers": 0}}, "workers"),
     ({"md": {"nve_stepz": 2}}, "nve_stepz"),
     ({"onpolicy": {"roundz": 1}}, "roundz"),
     ({"bogus_section": {}}, "bogus_section"),
@@ -27,6 +29,14 @@ def test_demo_config_loads_and_overrides(tmp_path):
 def test_typos_fail_before_any_work(data, match):
     with pytest.raises(InputError, match=match):
         DistillConfig.from_dict(data)
+
+
+def test_generate_workers_keep_the_stage_key(tmp_path):
+    one, two = (DistillConfig.from_dict({"generate": {"workers": n}}) for n in (1, 2))
+    assert two.generate_config(tmp_path / "pool.extxyz").workers == 2
+    assert stage_key(generate_stage_inputs(one)) == stage_key(generate_stage_inputs(two))
+    assert generate_stage_inputs(DistillConfig.from_dict({"generate": {"conformers": 3}})) \
+        != generate_stage_inputs(one)
 
 
 def test_missing_config_file(tmp_path):

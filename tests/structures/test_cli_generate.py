@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -10,6 +11,7 @@ import ase.io
 from typer.testing import CliRunner
 
 from mlff_distiller.cli import app
+from mlff_distiller.errors import InputError
 
 
 def test_generate_from_packaged_set_with_yaml_and_overrides(tmp_path):
@@ -31,14 +33,37 @@ def test_generate_from_packaged_set_with_yaml_and_overrides(tmp_path):
     assert summary["config"]["rattle"]["n"] == 3 and summary["config"]["conformers"] == 2
 
 
+def _mlffd(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", "from mlff_distiller.cli import main; main()",
+                           *args], capture_output=True, text=True)
+
+
 def test_user_errors_print_one_line(tmp_path):
     bad = tmp_path / "bad.smi"
     bad.write_text("")
-    proc = subprocess.run([sys.executable, "-c", "from mlff_distiller.cli import main; main()",
-                           "generate", "--smiles", str(bad), "--out", str(tmp_path / "p.xyz")],
-                          capture_output=True, text=True)
+    proc = _mlffd("generate", "--smiles", str(bad), "--out", str(tmp_path / "p.xyz"))
     assert proc.returncode == 2
     assert "is empty" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_workers_option(tmp_path):
+    smiles = tmp_path / "mols.smi"
+    smiles.write_text("CCO ethanol\nCC(=O)N acetamide\n")
+    args = ["generate", "--smiles", str(smiles), "--conformers", "1", "--md-steps", "10",
+            "--md-stride", "5", "--teacher", "ase:ase.calculators.emt:EMT"]
+    result = CliRunner().invoke(app, [*args, "--workers", "2", "--out", str(tmp_path / "p.xyz")])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "p.summary.json").read_text())
+    assert summary["config"]["workers"] == 2 and summary["per_method"]["md"] == 4
+    # a worker's teacher error is one line, as in one process
+    proc = _mlffd(*args, "--workers", "2", "--teacher", "ase:nonexistent.mod:f",
+                  "--out", str(tmp_path / "q.xyz"))
+    assert proc.returncode == 2, proc.stderr
+    assert "cannot import module 'nonexistent.mod'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    result = CliRunner().invoke(app, [*args, "--workers", "0", "--out", str(tmp_path / "q.xyz")])
+    assert isinstance(result.exception, InputError)
+    assert re.search(r"workers must be an integer >= 1 .*got 0", str(result.exception))
 
 
 def test_teachers_listing():

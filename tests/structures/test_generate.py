@@ -75,6 +75,30 @@ def test_deterministic_for_a_seed(tmp_path, smiles_file):
     assert a == b and a != c
 
 
+def test_workers_give_the_same_pool(tmp_path, smiles_file):
+    options = {"smiles": str(smiles_file), "conformers": 2, "rattle.n": 1, "md.steps": 20,
+               "md.stride": 10, "teacher": "ase:ase.calculators.emt:EMT"}
+    serial = _generate(tmp_path / "serial", **options)
+    parallel = _generate(tmp_path / "parallel", workers=2, **options)
+    assert parallel.read_text() == serial.read_text()
+    assert {f.info["method"] for f in ase.io.read(parallel, ":")} >= {"conformer", "md"}
+    summaries = [json.loads(summary_path(p).read_text()) for p in (serial, parallel)]
+    for key in ("rejected", "augmentation_failures", "teacher", "per_molecule"):
+        assert summaries[0][key] == summaries[1][key]
+
+
+def test_workers_option_and_teacher_errors(tmp_path, smiles_file):
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(InputError, match=rf"workers must be an integer >= 1.*{bad!r}"):
+            GenerateConfig.from_dict({"smiles": "organic", "workers": bad})
+    options = {"smiles": str(smiles_file), "md.steps": 10, "teacher": "ase:nonexistent.mod:f"}
+    with pytest.raises(InputError, match="cannot import module 'nonexistent.mod'") as serial:
+        _generate(tmp_path, **options)
+    with pytest.raises(InputError) as parallel:
+        _generate(tmp_path, workers=2, **options)
+    assert str(parallel.value) == str(serial.value)
+
+
 def test_overlap_rejection(tmp_path, smiles_file):
     out = _generate(tmp_path, smiles=str(smiles_file), min_distance=0.95,
                     **{"bond_scan.scales": [0.7], "bond_scan.bonds": 2, "rattle.n": 0})

@@ -32,6 +32,8 @@ def generate(
     teacher: str = typer.Option(None, help="Teacher driving normal modes / MD [sevennet]."),
     teacher_weights: str = typer.Option(None, help="Teacher weights file (offline use)."),
     device: str = typer.Option(None, help="Torch device for the teacher [cpu]."),
+    workers: int = typer.Option(None, help="Processes running MD / normal modes of molecules "
+                                "in parallel, each with its own teacher [1]. Same pool."),
 ) -> None:
     """Generate a structure pool: conformers from SMILES or structures from a file, augmented
     (rattle, normal modes, teacher MD, bond scans), deduplicated, written as extxyz."""
@@ -46,6 +48,7 @@ def generate(
         "bond_scan.scales": floats(bond_scales, "bond-scales"), "bond_scan.bonds": scan_bonds,
         "min_distance": min_distance,
         "seed": seed, "teacher": teacher, "teacher_weights": teacher_weights, "device": device,
+        "workers": workers,
     })
     path = generate_structures(cfg, console=err_console)
     console.print(str(path))

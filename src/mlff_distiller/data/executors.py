@@ -8,13 +8,12 @@ Every executor holds one teacher instance per worker (built from a spec string w
 from __future__ import annotations
 
 import os
-import threading
-import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 
 from mlff_distiller.errors import InputError
+from mlff_distiller.processes import exit_with_parent
 
 Chunk = tuple[int, list, int]  # (chunk number, structures, seed of its first structure)
 
@@ -57,18 +56,11 @@ def _init_worker(teacher, weights, device, threads: int, barrier) -> None:
 
     torch.set_num_threads(max(1, threads))
     _WORKER_BARRIER = barrier
-    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+    exit_with_parent()
     try:
         _WORKER_TEACHER = build_teacher(teacher, weights, device)
     except Exception as exc:  # noqa: BLE001 - re-raised with its message by _worker_ready
         _WORKER_TEACHER = exc
-
-
-def _exit_with_parent(parent: int) -> None:
-    # a killed labeling process (kill -9) must not leave its workers behind
-    while os.getppid() == parent:
-        time.sleep(1.0)
-    os._exit(1)
 
 
 def _worker_ready(timeout: float) -> TeacherInfo:

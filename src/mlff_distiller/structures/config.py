@@ -10,6 +10,7 @@ YAML example (every key optional except one source and ``out``)::
     md: {steps: 200, stride: 20, temperature: [300, 600]}   # conformer c at T[c % 2]
     bond_scan: {scales: [0.85, 0.93, 1.1, 1.25], bonds: 2}
     teacher: sevennet               # drives normal modes and MD
+    workers: 2                      # MD / normal modes of 2 molecules at a time
 """
 
 from __future__ import annotations
@@ -78,6 +79,8 @@ class GenerateConfig:
     teacher: str = "sevennet"  # teacher spec for normal modes / MD (see teachers.registry)
     teacher_weights: str | None = None
     device: str = "cpu"
+    workers: int = 1  # processes that run molecules in parallel, each with its own teacher;
+    #                   1 = in this process. Used only for teacher work (MD, normal modes)
 
     def __post_init__(self) -> None:
         if (self.smiles is None) == (self.input is None):
@@ -100,6 +103,11 @@ class GenerateConfig:
             raise InputError(f"bond_scan.scales must be > 0, got {list(self.bond_scan.scales)}")
         if self.min_distance < 0:
             raise InputError(f"min_distance must be >= 0 Å, got {self.min_distance}")
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) \
+                or self.workers < 1:
+            raise InputError(f"workers must be an integer >= 1 (worker processes, each with "
+                             f"its own teacher), got {self.workers!r}; use 1 to generate in "
+                             "this process")
 
     @property
     def needs_teacher(self) -> bool:

@@ -5,13 +5,25 @@ Every structure written carries its provenance in ``atoms.info``: ``molecule_id`
 ``method`` (``conformer``, ``input``, ``rattle``, ``normal_mode``, ``md``, ``bond_scan``)
 and that method's parameters as ``param_<name>`` numbers. A JSON summary (counts per
 method and molecule, rejections, unparsable SMILES by line, the config) goes beside it.
+
+With ``workers > 1`` the teacher work (MD, normal modes) runs in that many spawned processes,
+one molecule per task, each process with its own teacher and ``cpus // workers`` torch
+threads. Results are taken in molecule order and filtered here exactly as in one process
+(every augmentation is seeded per molecule, conformer and method), so the pool is the same:
+bit for bit when the teacher's numbers do not depend on its thread count (EMT, any run with
+equal threads per teacher); float32 torch teachers (SevenNet) differ at round-off, ~1e-7 Å,
+as runs on machines with different core counts do. Without teacher work (rattle, bond scans
+only) ``workers`` is ignored: that work is cheap.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 import zlib
-from collections import Counter
+from collections import Counter, deque
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -68,20 +80,13 @@ def generate_structures(config: GenerateConfig, console=None) -> Path:
         molecules = molecules_from_file(config.input)[: config.max_molecules]
         problems = []
 
-    teacher = None
-    if config.needs_teacher:
-        from mlff_distiller.teachers import load_teacher
-
-        teacher = load_teacher(config.teacher, weights=config.teacher_weights,
-                               device=config.device)
-        teacher.check_elements([c for m in molecules for c in m.conformers])
-
     dedup = Deduplicator(config.dedup_tolerance)
     kept: list[Atoms] = []
     rejected = Counter()
     failures: list[dict] = []
     columns = (*Progress.get_default_columns()[:-1], MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, BarColumn(bar_width=0), console=console, transient=False) as bar:
+    with (_teacher_runner(config, molecules) as (teacher_name, run),
+          Progress(*columns, BarColumn(bar_width=0), console=console, transient=False) as bar):
         task = bar.add_task("generating", total=len(molecules))
         conformer_dedup = Deduplicator(config.dedup_tolerance)
         for molecule in molecules:
@@ -89,7 +94,10 @@ def generate_structures(config: GenerateConfig, console=None) -> Path:
                       if conformer_dedup.is_new(molecule.molecule_id, c)]
             rejected["duplicate_conformer"] += len(molecule.conformers) - len(unique)
             molecule.conformers = unique
-            for sample, reason in _molecule_samples(molecule, config, teacher, failures):
+        for molecule, (samples, molecule_failures) in zip(molecules, run(molecules),
+                                                          strict=True):
+            failures.extend(molecule_failures)
+            for sample, reason in samples:
                 if reason is None and min_pair_distance(sample) < config.min_distance:
                     reason = "overlap"
                 if reason is None and not dedup.is_new(molecule.molecule_id, sample):
@@ -121,7 +129,7 @@ def generate_structures(config: GenerateConfig, console=None) -> Path:
         "augmentation_failures": failures,
         "unparsable_smiles": [{"line": p.line, "smiles": p.text, "reason": p.reason}
                               for p in problems],
-        "teacher": teacher.name if teacher else None,
+        "teacher": teacher_name,
         "seconds": round(time.perf_counter() - start, 2),
         "config": config.to_dict(),
     }
@@ -130,6 +138,105 @@ def generate_structures(config: GenerateConfig, console=None) -> Path:
                   f"(rejected {dict(rejected) or 0}; {len(problems)} SMILES skipped)",
                   highlight=False)
     return out
+
+
+MoleculeResult = tuple[list[tuple[Atoms, str | None]], list[dict]]  # samples, failures
+Runner = Callable[[Sequence[SourceMolecule]], Iterator[MoleculeResult]]
+
+
+@contextlib.contextmanager
+def _teacher_runner(config: GenerateConfig,
+                    molecules: Sequence[SourceMolecule]) -> Iterator[tuple[str | None, Runner]]:
+    """Load the teacher (here or in ``config.workers`` processes) and check its elements.
+
+    Yields the teacher's name (None without teacher work) and a function mapping molecules
+    to their :data:`MoleculeResult`, in molecule order. Worker processes end on exit.
+    """
+    conformers = [c for m in molecules for c in m.conformers]
+    if not config.needs_teacher or config.workers == 1 or len(molecules) == 1:
+        teacher = None
+        if config.needs_teacher:
+            from mlff_distiller.teachers import load_teacher
+
+            teacher = load_teacher(config.teacher, weights=config.teacher_weights,
+                                   device=config.device)
+            teacher.check_elements(conformers)
+
+        def run(todo: Sequence[SourceMolecule]) -> Iterator[MoleculeResult]:
+            for molecule in todo:
+                failures: list[dict] = []
+                yield list(_molecule_samples(molecule, config, teacher, failures)), failures
+
+        yield (teacher.name if teacher else None), run
+        return
+
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    threads = max(1, (os.cpu_count() or 1) // config.workers)
+    pool = ProcessPoolExecutor(max_workers=config.workers,
+                               mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_init_worker, initargs=(config, threads))
+    try:
+        # one task per worker spawns all of them (each loads its teacher) before any MD; a
+        # teacher that cannot load, or lacks an element, raises its InputError here (or, in a
+        # worker these tasks missed, at its first molecule)
+        names = [f.result() for f in [pool.submit(_worker_ready, conformers)
+                                      for _ in range(config.workers)]]
+
+        def run(todo: Sequence[SourceMolecule]) -> Iterator[MoleculeResult]:
+            window: deque = deque()
+            for molecule in todo:
+                window.append(pool.submit(_worker_molecule, molecule))
+                if len(window) >= 4 * config.workers:
+                    yield window.popleft().result()
+            while window:
+                yield window.popleft().result()
+
+        yield names[0], run
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+# --- worker processes (spawned; see _teacher_runner) ------------------------------------
+_WORKER_CONFIG: GenerateConfig | None = None
+_WORKER_TEACHER = None  # the worker's Teacher, or the exception that stopped loading it
+
+
+def _init_worker(config: GenerateConfig, threads: int) -> None:
+    global _WORKER_CONFIG, _WORKER_TEACHER
+    import torch
+
+    from mlff_distiller.processes import exit_with_parent
+
+    torch.set_num_threads(threads)
+    exit_with_parent()
+    _WORKER_CONFIG = config
+    try:
+        from mlff_distiller.teachers import load_teacher
+
+        _WORKER_TEACHER = load_teacher(config.teacher, weights=config.teacher_weights,
+                                       device=config.device)
+    except Exception as exc:  # noqa: BLE001 - raised in the parent by _worker_teacher
+        _WORKER_TEACHER = exc
+
+
+def _worker_teacher():
+    if isinstance(_WORKER_TEACHER, Exception):
+        raise _WORKER_TEACHER
+    return _WORKER_TEACHER
+
+
+def _worker_ready(conformers: list[Atoms]) -> str:
+    teacher = _worker_teacher()
+    teacher.check_elements(conformers)
+    return teacher.name
+
+
+def _worker_molecule(molecule: SourceMolecule) -> MoleculeResult:
+    failures: list[dict] = []
+    samples = list(_molecule_samples(molecule, _WORKER_CONFIG, _worker_teacher(), failures))
+    return samples, failures
 
 
 def _molecule_samples(molecule: SourceMolecule, config: GenerateConfig, teacher,
