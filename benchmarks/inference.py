@@ -191,6 +191,7 @@ def batched(mols, repeats: int) -> list[dict]:
     from mlff_distiller import build_student, keys
     from mlff_distiller.data.graph import atoms_to_graph, collate
     from mlff_distiller.md.fast import FastForceField
+    from mlff_distiller.models.painn import edge_pairs
 
     out = []
     for preset in PRESETS:
@@ -200,7 +201,8 @@ def batched(mols, repeats: int) -> list[dict]:
             for b in BATCHES:
                 g = collate([single] * b)
                 species = fast.species(g[keys.ATOMIC_NUMBERS])
-                args = (g[keys.POSITIONS], species, g[keys.EDGE_INDEX], None, g[keys.BATCH], b)
+                pairs, _ = edge_pairs(g[keys.EDGE_INDEX])
+                args = (g[keys.POSITIONS], species, pairs, None, g[keys.BATCH], b)
                 ms, cpu = median_ms(lambda f=fast, a=args: f(*a),
                                     max(3, repeats // max(1, b // 4)), 1)
                 out.append({"preset": preset, "n_atoms": n, "batch": b, "ms": ms,

@@ -68,3 +68,24 @@ def test_energy_depends_on_geometry():
     ea, eb = (testing.predict(model, s)[keys.ENERGY][0] for s in (a, b))
     assert abs(ea - eb) > 1e-4
     assert np.abs(testing.predict(model, b)[keys.FORCES]).max() > 1e-3
+
+
+def test_pairs_from_cartesian_shifts_equal_integer_shifts(student64):
+    """The model keeps each pair once; with Cartesian shifts (cell = identity, metatomic's
+    convention) carrying round-off it keeps the same pairs as with integer shifts."""
+    import torch
+
+    from mlff_distiller.data.graph import atoms_to_graph
+
+    si = bulk("Si", "diamond", a=5.43)  # 3.84 Å lattice vectors: atoms see their own images
+    si.rattle(0.03, seed=5)
+    graph = atoms_to_graph(si, student64.cutoff, dtype=torch.float64)
+    assert (graph[keys.EDGE_INDEX][0] == graph[keys.EDGE_INDEX][1]).any()
+    cartesian = dict(graph)
+    noise = 1e-9 * torch.randn(graph[keys.EDGE_SHIFT].shape, dtype=torch.float64,
+                               generator=torch.Generator().manual_seed(0))
+    cartesian[keys.EDGE_SHIFT] = graph[keys.EDGE_SHIFT] @ graph[keys.CELL][0] + noise
+    cartesian[keys.CELL] = torch.eye(3, dtype=torch.float64).unsqueeze(0)
+    model = student64.energy_model
+    expected = model(graph).item()
+    assert model(cartesian).item() == pytest.approx(expected, abs=1e-6)

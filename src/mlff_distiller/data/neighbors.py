@@ -8,7 +8,8 @@ from mlff_distiller.errors import InputError
 
 
 def neighbor_list(
-    positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, cutoff: float
+    positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, cutoff: float,
+    full_list: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """All directed pairs (i, j) with |r_j - r_i + S @ cell| < cutoff.
 
@@ -17,6 +18,8 @@ def neighbor_list(
         cell: (3, 3) Å, rows are lattice vectors (ignored along non-periodic axes).
         pbc: (3,) bool.
         cutoff: Å.
+        full_list: False returns each pair once, (i, j, S) without its reverse (j, i, -S)
+            (the fast inference path's pair list, ``md.fast``).
 
     Returns:
         edge_index (2, E) int64 with row 0 = i, row 1 = j, and edge_shift (E, 3) float64,
@@ -39,7 +42,7 @@ def neighbor_list(
         box = cell
     else:
         box = np.zeros((3, 3))
-    calculator = NeighborList(cutoff=float(cutoff), full_list=True)
+    calculator = NeighborList(cutoff=float(cutoff), full_list=bool(full_list))
     i, j, shifts = calculator.compute(
         points=positions, box=box, periodic=pbc.tolist(), quantities="ijS"
     )

@@ -17,6 +17,7 @@ from mlff_distiller.md.fast import (
     FastForceField,
     VerletNeighborList,
     compile_energy_and_forces,
+    edges_from_pairs,
     tune_allocator,
 )
 from mlff_distiller.models.forces import ForceField
@@ -132,20 +133,21 @@ class StudentCalculator(Calculator):
             inputs["batch"] = torch.zeros(len(numbers), dtype=torch.long, device=self.device)
             self.neighbors = VerletNeighborList(self.neighbors.cutoff, self.neighbors.skin)
         rebuilt = self.neighbors.update(positions, cell, pbc)
-        if rebuilt or self.neighbors.skin > 0 or "edge_index" not in inputs:
-            edge_index, edge_shift = self.neighbors.edges_within(positions, cell)
-            inputs["edge_index"] = torch.as_tensor(edge_index, device=self.device)
-            inputs["edge_shift"] = torch.as_tensor(edge_shift, dtype=self.dtype,
-                                                   device=self.device)
+        if rebuilt or self.neighbors.skin > 0 or "pairs" not in inputs:
+            pairs, pair_shift = self.neighbors.pairs_within(positions, cell)
+            inputs["pairs"] = torch.as_tensor(pairs, device=self.device)
+            inputs["pair_shift"] = pair_shift
             inputs["shift_vectors"] = (
-                torch.as_tensor(edge_shift @ cell, dtype=self.dtype, device=self.device)
+                torch.as_tensor(pair_shift @ cell, dtype=self.dtype, device=self.device)
                 if pbc.any() else None
             )
         inputs["positions"] = torch.as_tensor(positions, dtype=self.dtype, device=self.device)
         return inputs
 
     def _graph_from(self, inputs: dict, atoms) -> dict[str, torch.Tensor]:
-        """The eager model's graph on the fast path's (Verlet) edges."""
+        """The eager model's graph on the fast path's (Verlet) pairs, both directions."""
+        edge_index, edge_shift = edges_from_pairs(inputs["pairs"].cpu().numpy(),
+                                                  inputs["pair_shift"])
         return {
             keys.POSITIONS: inputs["positions"],
             keys.ATOMIC_NUMBERS: torch.as_tensor(self._numbers, device=self.device),
@@ -154,8 +156,8 @@ class StudentCalculator(Calculator):
             keys.PBC: torch.as_tensor(atoms.pbc, device=self.device).unsqueeze(0),
             keys.BATCH: inputs["batch"],
             keys.NUM_ATOMS: torch.tensor([len(atoms)], device=self.device),
-            keys.EDGE_INDEX: inputs["edge_index"],
-            keys.EDGE_SHIFT: inputs["edge_shift"],
+            keys.EDGE_INDEX: torch.as_tensor(edge_index, device=self.device),
+            keys.EDGE_SHIFT: torch.as_tensor(edge_shift, dtype=self.dtype, device=self.device),
         }
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
@@ -172,7 +174,7 @@ class StudentCalculator(Calculator):
                 out = self.model(self._graph_from(inputs, atoms), compute_stress=True)
             else:
                 energy, forces = self._fast_fn(
-                    inputs["positions"], inputs["species"], inputs["edge_index"],
+                    inputs["positions"], inputs["species"], inputs["pairs"],
                     inputs["shift_vectors"], inputs["batch"], 1,
                 )
                 out = {keys.ENERGY: energy, keys.FORCES: forces}

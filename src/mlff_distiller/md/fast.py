@@ -3,8 +3,10 @@ eager :class:`~mlff_distiller.models.forces.ForceField` in eval mode, less work 
 
 * :class:`VerletNeighborList` builds candidate pairs within ``cutoff + skin`` and reuses them
   until an atom has moved more than ``skin / 2`` (or the cell, pbc or atom count changed).
-  Each step it keeps only the candidates now within the cutoff (:meth:`edges_within`), so
+  Each step it keeps only the candidates now within the cutoff (:meth:`pairs_within`), so
   the model does no work for the skin's pairs (they would contribute exactly zero).
+* The fast path takes each pair once (a half list, ``pairs`` (2, P)), as the model works
+  (``models.painn.edge_pairs``); :func:`edges_from_pairs` gives the full list back.
 * :class:`FastForceField` is a frozen copy of the energy model: no parameter gradients, the
   isolated-atom readout folded into one per-element offset table, Cartesian cell shifts
   precomputed per neighbour-list build (none for molecules), forces by one backward pass
@@ -14,7 +16,7 @@ eager :class:`~mlff_distiller.models.forces.ForceField` in eval mode, less work 
 * :func:`compile_energy_and_forces` fuses energy and forces into one ``torch.compile``
   graph (dynamic shapes) for long MD runs; compiling costs about a minute once.
 
-Shapes: ``N`` atoms, ``E`` directed edges, ``B`` structures.
+Shapes: ``N`` atoms, ``E`` directed edges, ``P`` pairs (E = 2P), ``B`` structures.
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ def tune_allocator() -> bool:
 
 
 class VerletNeighborList:
-    """Edges within ``cutoff + skin``, rebuilt only when needed.
+    """Pairs (each once) within ``cutoff + skin``, rebuilt only when needed.
 
     Rebuilt when any atom moved more than ``skin / 2`` since the last build (then no pair
     can have entered the cutoff unseen), or when the number of atoms, the cell or pbc
@@ -82,8 +84,8 @@ class VerletNeighborList:
         self.cutoff = float(cutoff)
         self.skin = float(skin)
         self.n_builds = 0
-        self.edge_index = np.zeros((2, 0), dtype=np.int64)  # (2, E)
-        self.edge_shift = np.zeros((0, 3))  # (E, 3) integer cell multiples
+        self.pairs = np.zeros((2, 0), dtype=np.int64)  # (2, P), each pair once
+        self.pair_shift = np.zeros((0, 3))  # (P, 3) integer cell multiples
         self._positions: np.ndarray | None = None
         self._cell: np.ndarray | None = None
         self._pbc: np.ndarray | None = None
@@ -95,25 +97,25 @@ class VerletNeighborList:
         pbc = np.asarray(pbc, dtype=bool).reshape(3)
         if not self._needs_rebuild(positions, cell, pbc):
             return False
-        self.edge_index, self.edge_shift = neighbor_list(
-            positions, cell, pbc, self.cutoff + self.skin
+        self.pairs, self.pair_shift = neighbor_list(
+            positions, cell, pbc, self.cutoff + self.skin, full_list=False
         )
         self._positions, self._cell, self._pbc = positions.copy(), cell.copy(), pbc.copy()
         self.n_builds += 1
         return True
 
-    def edges_within(self, positions: np.ndarray, cell: np.ndarray
+    def pairs_within(self, positions: np.ndarray, cell: np.ndarray
                      ) -> tuple[np.ndarray, np.ndarray]:
-        """The candidate pairs now closer than the cutoff: (edge_index (2, E), edge_shift
-        (E, 3)) for ``positions`` (n, 3) Å and ``cell`` (3, 3) Å after :meth:`update`."""
-        if self.skin == 0 or self.edge_index.shape[1] == 0:
-            return self.edge_index, self.edge_shift
-        i, j = self.edge_index
+        """The candidate pairs now closer than the cutoff: (pairs (2, P), pair_shift (P, 3))
+        for ``positions`` (n, 3) Å and ``cell`` (3, 3) Å after :meth:`update`."""
+        if self.skin == 0 or self.pairs.shape[1] == 0:
+            return self.pairs, self.pair_shift
+        i, j = self.pairs
         vectors = positions[j] - positions[i]
         if self._pbc is not None and self._pbc.any():
-            vectors += self.edge_shift @ cell
+            vectors += self.pair_shift @ cell
         keep = np.einsum("ij,ij->i", vectors, vectors) < self.cutoff**2
-        return self.edge_index[:, keep], self.edge_shift[keep]
+        return self.pairs[:, keep], self.pair_shift[keep]
 
     def _needs_rebuild(self, positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray) -> bool:
         if self._positions is None or positions.shape != self._positions.shape:
@@ -156,18 +158,17 @@ class FastForceField(nn.Module):
         self,
         positions: Tensor,  # (N, 3) Å
         species: Tensor,  # (N,) element rows
-        edge_index: Tensor,  # (2, E)
-        shift_vectors: Tensor | None,  # (E, 3) Å, edge_shift @ cell; None: molecule
+        pairs: Tensor,  # (2, P), each pair once (models.painn.edge_pairs of an edge list)
+        shift_vectors: Tensor | None,  # (P, 3) Å, pair_shift @ cell; None: molecule
         batch: Tensor,  # (N,) structure index
         n_structures: int,
     ) -> Tensor:
         """Energies (B,) eV."""
         model = self.energy_model
-        centre, neighbour = edge_index[0], edge_index[1]
-        vectors = positions.index_select(0, neighbour) - positions.index_select(0, centre)
+        vectors = positions.index_select(0, pairs[1]) - positions.index_select(0, pairs[0])
         if shift_vectors is not None:
             vectors = vectors + shift_vectors
-        s = model.scalar_features(species, vectors, centre, neighbour)
+        s = model.scalar_features(species, pairs, vectors)
         atomic = model.readout(s) * model.energy_scale + self.offsets[species]
         energy = torch.zeros(n_structures, dtype=atomic.dtype, device=atomic.device)
         return energy.index_add_(0, batch, atomic)
@@ -176,14 +177,14 @@ class FastForceField(nn.Module):
         self,
         positions: Tensor,
         species: Tensor,
-        edge_index: Tensor,
+        pairs: Tensor,
         shift_vectors: Tensor | None,
         batch: Tensor,
         n_structures: int,
     ) -> tuple[Tensor, Tensor]:
         """(energies (B,) eV, forces (N, 3) eV/Å); arguments as in :meth:`energy`."""
         positions = positions.detach().requires_grad_(True)
-        energy = self.energy(positions, species, edge_index, shift_vectors, batch, n_structures)
+        energy = self.energy(positions, species, pairs, shift_vectors, batch, n_structures)
         grads = torch.autograd.grad([energy.sum()], [positions], allow_unused=True)
         grad = grads[0]
         forces = -grad if grad is not None else torch.zeros_like(positions)
@@ -203,9 +204,9 @@ def compile_energy_and_forces(fast: FastForceField) -> Callable[..., tuple[Tenso
     76-atom MD step 1.3x faster than at 1 thread, where parallel kernels made it 1.8x slower.
     """
 
-    def energy_and_forces(positions, species, edge_index, shift_vectors, batch, n_structures):
+    def energy_and_forces(positions, species, pairs, shift_vectors, batch, n_structures):
         def total(p):
-            e = fast.energy(p, species, edge_index, shift_vectors, batch, n_structures)
+            e = fast.energy(p, species, pairs, shift_vectors, batch, n_structures)
             return e.sum(), e
 
         grad, energy = torch.func.grad(total, has_aux=True)(positions)
@@ -215,10 +216,18 @@ def compile_energy_and_forces(fast: FastForceField) -> Callable[..., tuple[Tenso
                          options={"cpp.threads": 1})
 
 
+def edges_from_pairs(pairs: np.ndarray, pair_shift: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Each pair (2, P) in both directions: edge_index (2, 2P) and edge_shift (2P, 3)."""
+    return (np.concatenate([pairs, pairs[::-1]], axis=1),
+            np.concatenate([pair_shift, -pair_shift]))
+
+
 __all__ = [
     "DEFAULT_SKIN",
     "FastForceField",
     "VerletNeighborList",
     "compile_energy_and_forces",
+    "edges_from_pairs",
     "tune_allocator",
 ]

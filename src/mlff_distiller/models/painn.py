@@ -5,7 +5,12 @@ Forces and stress are *not* computed here: :class:`mlff_distiller.models.forces.
 differentiates this energy. Neighbour lists are built outside the model, so exported graphs
 take edges as inputs.
 
-Shapes: ``N`` atoms, ``E`` directed edges, ``B`` structures, ``F`` hidden features.
+Graphs carry full directed edge lists (every edge and its reverse). The model keeps each
+pair once (:func:`edge_pairs`) and computes distances, radial basis and filters once per
+pair for both directions, W(r_ij) = W(r_ji): half the radial work of a directed list.
+
+Shapes: ``N`` atoms, ``E`` directed edges, ``P`` pairs (E = 2P), ``B`` structures, ``F``
+hidden features.
 """
 
 from __future__ import annotations
@@ -132,7 +137,8 @@ class MessageBlock(nn.Module):
 
     Gathers use ``index_select`` (its backward is one ``index_add_``) and scalar and vector
     messages are summed by one ``index_add_``. ``first=True`` skips the v_j term, which is
-    zero before the first interaction.
+    zero before the first interaction. The E = 2P edges are P pairs followed by the same
+    pairs reversed, and ``filters`` holds one row per pair, used for both directions.
     """
 
     def __init__(self, hidden: int) -> None:
@@ -146,14 +152,15 @@ class MessageBlock(nn.Module):
         self,
         s: Tensor,  # (N, F)
         v: Tensor,  # (N, 3, F)
-        filters: Tensor,  # (E, 3F), radial filters already multiplied by the cutoff
+        filters: Tensor,  # (P, 3F), radial filters already multiplied by the cutoff
         unit_vectors: Tensor,  # (E, 3)
         centre: Tensor,  # (E,) index i
         neighbour: Tensor,  # (E,) index j
         first: bool = False,
     ) -> tuple[Tensor, Tensor]:
         f = self.hidden
-        x = self.context(s).index_select(0, neighbour) * filters  # (E, 3F)
+        x = self.context(s).index_select(0, neighbour)  # (E, 3F)
+        x = (x.view(2, filters.shape[0], 3 * f) * filters).view(-1, 3 * f)
         ds, dvv, dvs = torch.split(x, f, dim=-1)
         dv = dvs.unsqueeze(1) * unit_vectors.unsqueeze(2)  # (E, 3, F)
         if not first:
@@ -244,26 +251,28 @@ class PaiNN(nn.Module):
         """(N,) atomic numbers -> (N,) row in the element table (-1 when unknown)."""
         return self.z_to_index[atomic_numbers]
 
-    def edge_vectors(self, graph: dict[str, Tensor]) -> Tensor:
-        """r_ij = r_j - r_i + edge_shift @ cell, (E, 3) in Å.
-
-        Graphs without ``edge_shift`` (molecules) skip the cell term.
-        """
+    def pair_vectors(self, graph: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """Each pair of the graph's edges once, (2, P), and r_ij = r_j - r_i + shift @ cell,
+        (P, 3) in Å. Graphs without ``edge_shift`` (molecules) skip the cell term."""
         positions = graph[keys.POSITIONS]
-        edge_index = graph[keys.EDGE_INDEX]
-        vectors = (positions.index_select(0, edge_index[1])
-                   - positions.index_select(0, edge_index[0]))
+        shift: Tensor | None = None
         if keys.EDGE_SHIFT in graph:
-            cell = graph[keys.CELL][graph[keys.BATCH][edge_index[0]]]  # (E, 3, 3)
-            vectors = vectors + torch.bmm(graph[keys.EDGE_SHIFT].unsqueeze(1), cell).squeeze(1)
-        return vectors
+            shift = graph[keys.EDGE_SHIFT]
+        pairs, pair_shift = edge_pairs(graph[keys.EDGE_INDEX], shift)
+        vectors = positions.index_select(0, pairs[1]) - positions.index_select(0, pairs[0])
+        if pair_shift is not None:
+            cell = graph[keys.CELL][graph[keys.BATCH][pairs[0]]]  # (P, 3, 3)
+            vectors = vectors + torch.bmm(pair_shift.unsqueeze(1), cell).squeeze(1)
+        return pairs, vectors
 
-    def scalar_features(
-        self, species: Tensor, vectors: Tensor, centre: Tensor, neighbour: Tensor
-    ) -> Tensor:
-        """Final scalar features (N, F) from element rows (N,) and edge vectors (E, 3) Å."""
-        distances = torch.linalg.vector_norm(vectors, dim=-1)  # (E,)
+    def scalar_features(self, species: Tensor, pairs: Tensor, vectors: Tensor) -> Tensor:
+        """Final scalar features (N, F) from element rows (N,), each neighbour pair (i, j)
+        once (2, P), and the pairs' vectors r_j - r_i (P, 3) in Å."""
+        distances = torch.linalg.vector_norm(vectors, dim=-1)  # (P,)
         unit_vectors = vectors / distances.unsqueeze(-1)
+        unit_vectors = torch.cat([unit_vectors, -unit_vectors])  # (E, 3): i->j, then j->i
+        centre = torch.cat([pairs[0], pairs[1]])  # (E,)
+        neighbour = torch.cat([pairs[1], pairs[0]])  # (E,)
         basis, envelope = self.radial_basis(distances)
         # filter_net(basis) * envelope as one GEMM: [basis * env, env] @ [W, b]^T, so no
         # elementwise pass (and its backward) over the large (E, n_filters * 3F) tensor
@@ -287,9 +296,8 @@ class PaiNN(nn.Module):
     def atomic_energies(self, graph: dict[str, Tensor]) -> Tensor:
         """Per-atom energies (N,) in eV for a flat graph."""
         species = self.z_to_index[graph[keys.ATOMIC_NUMBERS]]
-        edge_index = graph[keys.EDGE_INDEX]
-        vectors = self.edge_vectors(graph)
-        s = self.scalar_features(species, vectors, edge_index[0], edge_index[1])
+        pairs, vectors = self.pair_vectors(graph)
+        s = self.scalar_features(species, pairs, vectors)
         return self.readout(s) * self.energy_scale + self.atom_offsets()[species]
 
     def isolated_atom_outputs(self) -> Tensor:
@@ -311,6 +319,31 @@ class PaiNN(nn.Module):
         return energy.index_add_(0, graph[keys.BATCH], atomic)
 
 
+def edge_pairs(edge_index: Tensor, edge_shift: Tensor | None = None
+               ) -> tuple[Tensor, Tensor | None]:
+    """A full directed edge list (2, E), with its (E, 3) cell shifts, -> each pair once.
+
+    Keeps (i, j, S) with i < j and, for an atom's own periodic images (i = i), the one of
+    S, -S whose first component larger than 1e-3 in size is positive (shifts are integer
+    cell multiples, or Cartesian Å for metatomic, whose round-off this tolerance absorbs).
+    The list must hold every edge's reverse, as ``data.neighbors.neighbor_list`` builds it.
+
+    Returns:
+        pairs (2, P) and their shifts (P, 3) (None when ``edge_shift`` is None).
+    """
+    i, j = edge_index[0], edge_index[1]
+    keep = i < j
+    pair_shift: Tensor | None = None
+    if edge_shift is not None:
+        tol = 1e-3
+        sx, sy, sz = edge_shift[:, 0], edge_shift[:, 1], edge_shift[:, 2]
+        zx, zy = sx.abs() <= tol, sy.abs() <= tol
+        positive = (sx > tol) | (zx & ((sy > tol) | (zy & (sz > tol))))
+        keep = keep | ((i == j) & positive)
+        pair_shift = edge_shift[keep]
+    return edge_index[:, keep], pair_shift
+
+
 def count_parameters(module: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
@@ -324,5 +357,6 @@ __all__ = [
     "PaiNNConfig",
     "RadialBasis",
     "count_parameters",
+    "edge_pairs",
     "replace_config",
 ]
