@@ -109,6 +109,30 @@ def test_overlap_rejection(tmp_path, smiles_file):
         _generate(tmp_path, smiles=str(smiles_file), min_distance=5.0)
 
 
+def test_crushed_bonds_are_rejected(tmp_path):
+    """A C-H squeezed to 0.55 Å (0.51 of its covalent length) is dropped; 0.8 Å is kept."""
+    from mlff_distiller.structures.filters import min_bond_fraction
+
+    frames = []
+    for k, length in enumerate((0.55, 0.8)):
+        atoms = molecule("CH4")
+        h = atoms.positions[1] - atoms.positions[0]
+        atoms.positions[1] = atoms.positions[0] + h / ((h @ h) ** 0.5) * length
+        atoms.info["molecule_id"] = k
+        frames.append(atoms)
+    ase.io.write(tmp_path / "in.extxyz", frames)
+    assert min_bond_fraction(frames[0]) < 0.6 < min_bond_fraction(frames[1])
+    out = _generate(tmp_path, input=str(tmp_path / "in.extxyz"), **{"rattle.n": 0})
+    kept = ase.io.read(out, index=":")
+    assert [f.info["molecule_id"] for f in kept] == [1]
+    assert json.loads(summary_path(out).read_text())["rejected"]["crushed_bond"] == 1
+    off = _generate(tmp_path, input=str(tmp_path / "in.extxyz"), min_bond_fraction=0,
+                    **{"rattle.n": 0})
+    assert len(ase.io.read(off, index=":")) == 2
+    with pytest.raises(InputError, match="min_bond_fraction"):
+        GenerateConfig.load(None, {"smiles": "organic", "min_bond_fraction": 1.5})
+
+
 def test_structure_files_as_input(tmp_path):
     frames = []
     for k, name in enumerate(["H2O", "H2O", "NH3"]):

@@ -28,6 +28,9 @@ def generate(
     bond_scales: str = typer.Option(None, help="Bond scan scales, e.g. '0.85,0.93,1.1,1.25'."),
     scan_bonds: int = typer.Option(None, help="Random bonds scanned per conformer [2]."),
     min_distance: float = typer.Option(None, help="Reject structures with a pair closer, Å [0.5]."),
+    min_bond_fraction: float = typer.Option(
+        None, help="Reject structures with a pair closer than this x their covalent radii "
+        "sum [0.6]; 0 = off."),
     seed: int = typer.Option(None, help="Random seed [0]."),
     teacher: str = typer.Option(None, help="Teacher driving normal modes / MD [sevennet]."),
     teacher_weights: str = typer.Option(None, help="Teacher weights file (offline use)."),
@@ -46,7 +49,7 @@ def generate(
         "normal_modes.temperature": nm_temperature, "md.steps": md_steps,
         "md.stride": md_stride, "md.temperature": md_temperature,
         "bond_scan.scales": floats(bond_scales, "bond-scales"), "bond_scan.bonds": scan_bonds,
-        "min_distance": min_distance,
+        "min_distance": min_distance, "min_bond_fraction": min_bond_fraction,
         "seed": seed, "teacher": teacher, "teacher_weights": teacher_weights, "device": device,
         "workers": workers,
     })

@@ -75,6 +75,9 @@ class GenerateConfig:
     md: TeacherMDConfig = field(default_factory=TeacherMDConfig)
     bond_scan: BondScanConfig = field(default_factory=BondScanConfig)
     min_distance: float = 0.5  # Å; structures with a closer pair are rejected
+    min_bond_fraction: float = 0.6  # reject a pair closer than this x the sum of their
+    #   covalent radii (C-H 0.64 Å, C-C 0.91 Å): far outside any chemistry, forces of tens
+    #   of eV/Å where teachers extrapolate; 0 = off. Bond scans to 0.82 are kept.
     dedup_tolerance: float = 0.01  # Å; max pair-distance difference of duplicates (0 = off)
     teacher: str = "sevennet"  # teacher spec for normal modes / MD (see teachers.registry)
     teacher_weights: str | None = None
@@ -103,6 +106,9 @@ class GenerateConfig:
             raise InputError(f"bond_scan.scales must be > 0, got {list(self.bond_scan.scales)}")
         if self.min_distance < 0:
             raise InputError(f"min_distance must be >= 0 Å, got {self.min_distance}")
+        if not 0 <= self.min_bond_fraction < 1:
+            raise InputError(f"min_bond_fraction must be in [0, 1) (a fraction of the "
+                             f"covalent bond length; 0 = off), got {self.min_bond_fraction}")
         if isinstance(self.workers, bool) or not isinstance(self.workers, int) \
                 or self.workers < 1:
             raise InputError(f"workers must be an integer >= 1 (worker processes, each with "

@@ -1,4 +1,4 @@
-"""Reject overlapping atoms; drop near-duplicate structures of the same molecule."""
+"""Reject overlapping or crushed atoms; drop near-duplicate structures of the same molecule."""
 
 from __future__ import annotations
 
@@ -15,6 +15,19 @@ def min_pair_distance(atoms: Atoms) -> float:
         d = atoms.get_all_distances(mic=True)
         return float(d[np.triu_indices(len(atoms), 1)].min())
     return float(pdist(atoms.positions).min())
+
+
+def min_bond_fraction(atoms: Atoms) -> float:
+    """Smallest d_ij / (r_i + r_j) over atom pairs, with r ASE's covalent radii (Å), minimum
+    image for periodic cells; inf if < 2 atoms. About 1 at a bond's equilibrium length."""
+    if len(atoms) < 2:
+        return float("inf")
+    from ase.data import covalent_radii
+
+    radii = covalent_radii[atoms.numbers]
+    d = atoms.get_all_distances(mic=bool(atoms.pbc.any()))
+    fraction = d / (radii[:, None] + radii[None, :])
+    return float(fraction[np.triu_indices(len(atoms), 1)].min())
 
 
 class Deduplicator:

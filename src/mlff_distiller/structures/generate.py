@@ -33,7 +33,7 @@ from mlff_distiller.errors import InputError
 from mlff_distiller.fileio import atomic_path, write_json
 from mlff_distiller.structures import augment
 from mlff_distiller.structures.config import GenerateConfig
-from mlff_distiller.structures.filters import Deduplicator, min_pair_distance
+from mlff_distiller.structures.filters import Deduplicator, min_bond_fraction, min_pair_distance
 from mlff_distiller.structures.sources import (
     SourceMolecule,
     molecules_from_file,
@@ -100,6 +100,9 @@ def generate_structures(config: GenerateConfig, console=None) -> Path:
             for sample, reason in samples:
                 if reason is None and min_pair_distance(sample) < config.min_distance:
                     reason = "overlap"
+                if (reason is None and config.min_bond_fraction > 0
+                        and min_bond_fraction(sample) < config.min_bond_fraction):
+                    reason = "crushed_bond"
                 if reason is None and not dedup.is_new(molecule.molecule_id, sample):
                     reason = "duplicate"
                 if reason is None:
@@ -109,7 +112,8 @@ def generate_structures(config: GenerateConfig, console=None) -> Path:
             bar.advance(task)
     if not kept:
         raise InputError(f"generate produced no structure for {config.out} (rejected: "
-                         f"{dict(rejected)}); lower min_distance or enable keep_conformers")
+                         f"{dict(rejected)}); lower min_distance / min_bond_fraction or "
+                         "enable keep_conformers")
 
     import ase.io
 
