@@ -28,7 +28,7 @@ def distill(config: DistillConfig, console: Console | None = None) -> dict[str, 
     """
     from mlff_distiller.export.api import check_format_dependencies
 
-    for fmt in config.export.get("formats", ["torchscript", "onnx"]):
+    for fmt in config.export_formats:
         check_format_dependencies(fmt)  # fail now, not after training
     console = console or Console(stderr=True)
     run = Path(config.run_dir)
@@ -204,7 +204,7 @@ def _export(config: DistillConfig, student: Path, preset: str, stage_dir: Path) 
 
     suffixes = {"torchscript": ".ts", "onnx": ".onnx", "aoti": ".pt2", "metatomic": ".pt"}
     files = {}
-    for fmt in config.export.get("formats", ["torchscript", "onnx"]):
+    for fmt in config.export_formats:
         path = stage_dir / f"{preset}{suffixes.get(fmt, '.' + fmt)}"
         report = export_student(student, fmt, path)
         files[fmt] = {"path": str(path), "parity": report.get("parity", report.get("checks"))}

@@ -49,6 +49,9 @@ class OnPolicyConfig:
     seed: int = 0
 
 
+DEFAULT_EXPORT_FORMATS = ("torchscript", "onnx")  # when the export section names none
+
+
 @dataclass(frozen=True)
 class DistillConfig:
     """A whole distillation run (see ``configs/demo.yaml``)."""
@@ -67,7 +70,7 @@ class DistillConfig:
     evaluate: dict = field(default_factory=lambda: {"split": "test"})
     md: dict = field(default_factory=dict)  # MDConfig fields; molecules: [SMILES or files]
     #                                         (default: n_molecules held-out test molecules)
-    export: dict = field(default_factory=lambda: {"formats": ["torchscript", "onnx"]})
+    export: dict = field(default_factory=lambda: {"formats": list(DEFAULT_EXPORT_FORMATS)})
     bench: dict = field(default_factory=dict)  # benchmark() keyword arguments
     gates: dict = field(default_factory=dict)  # gate name -> threshold (see GATES)
 
@@ -93,6 +96,11 @@ class DistillConfig:
         self.md_config()
 
     # --- stage configs ---------------------------------------------------------------
+    @property
+    def export_formats(self) -> list[str]:
+        """The export formats the run writes (``export.formats``)."""
+        return list(self.export.get("formats", DEFAULT_EXPORT_FORMATS))
+
     def generate_config(self, out: Path):
         from mlff_distiller.structures.config import GenerateConfig
 

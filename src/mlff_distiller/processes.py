@@ -7,6 +7,11 @@ import threading
 import time
 
 
+def threads_per_worker(workers: int) -> int:
+    """Torch threads for each of ``workers`` processes sharing this machine's cores (>= 1)."""
+    return max(1, (os.cpu_count() or 1) // workers)
+
+
 def exit_with_parent() -> None:
     """End this worker process once its parent is gone.
 

@@ -7,13 +7,12 @@ Every executor holds one teacher instance per worker (built from a spec string w
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 
 from mlff_distiller.errors import InputError
-from mlff_distiller.processes import exit_with_parent
+from mlff_distiller.processes import exit_with_parent, threads_per_worker
 
 Chunk = tuple[int, list, int]  # (chunk number, structures, seed of its first structure)
 
@@ -103,7 +102,7 @@ class ProcessExecutor:
     def __init__(self, teacher, workers: int, weights=None, device="cpu") -> None:
         import multiprocessing
 
-        threads = max(1, (os.cpu_count() or 1) // workers)
+        threads = threads_per_worker(workers)
         self.n_workers = workers
         context = multiprocessing.get_context("spawn")
         self.pool = ProcessPoolExecutor(

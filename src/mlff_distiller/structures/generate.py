@@ -19,7 +19,6 @@ only) ``workers`` is ignored: that work is cheap.
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 import zlib
 from collections import Counter, deque
@@ -177,7 +176,9 @@ def _teacher_runner(config: GenerateConfig,
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    threads = max(1, (os.cpu_count() or 1) // config.workers)
+    from mlff_distiller.processes import threads_per_worker
+
+    threads = threads_per_worker(config.workers)
     pool = ProcessPoolExecutor(max_workers=config.workers,
                                mp_context=multiprocessing.get_context("spawn"),
                                initializer=_init_worker, initargs=(config, threads))
