@@ -31,6 +31,9 @@ Usage (one process per preset/stage may run concurrently):
   # learning curve in the number of training molecules (same held-out molecules):
   .venv/bin/python benchmarks/distill_quality.py --work runs/dq_mol20 --train-molecules 20 \
       --subset-seed 2 --stages ours,report --presets tiny
+  # a training option for ours and schnetpack alike (an ablation; fixed per --work):
+  .venv/bin/python benchmarks/distill_quality.py --work runs/dq_fw50 --budget-s 1800 \
+      --train-set force_weight=50 --stages ours,report --presets original
   .venv/bin/python benchmarks/distill_quality.py --stages report
 Prints one JSON document (also written to WORK/results.json) and WORK/results.md.
 """
@@ -145,9 +148,9 @@ def evaluate_ours(checkpoint: str, test: dict) -> dict:
 
 
 def stage_ours(work: Path, data: Path, budget: float, threads: int,
-               presets: tuple[str, ...] = PRESETS) -> dict:
+               presets: tuple[str, ...] = PRESETS, train_set: tuple[str, ...] = ()) -> dict:
     from mlff_distiller.fileio import write_json
-    from mlff_distiller.training.config import TrainConfig
+    from mlff_distiller.training.config import load_train_config
     from mlff_distiller.training.trainer import train_student
 
     test = test_arrays(data)
@@ -155,10 +158,11 @@ def stage_ours(work: Path, data: Path, budget: float, threads: int,
     for preset in presets:
         out = work / "ours" / preset
         if not (out / "metrics.json").exists():
-            config = TrainConfig(time_budget_s=budget, max_epochs=100000, num_threads=threads,
-                                 early_stopping_patience=0, checkpoint_every_steps=500,
-                                 budget_clock="cpu",
-                                 progress=sys.stderr.isatty(), device="cpu")
+            config = load_train_config(None, {
+                **parse_train_set(train_set), "time_budget_s": budget, "max_epochs": 100000,
+                "num_threads": threads, "early_stopping_patience": 0,
+                "checkpoint_every_steps": 500, "budget_clock": "cpu",
+                "progress": sys.stderr.isatty(), "device": "cpu"})
             train_student(data, preset, config, out, resume=(out / "training_state.safetensors"
                                                              ).exists())
         summary = json.loads((out / "metrics.json").read_text())
@@ -172,7 +176,7 @@ def stage_ours(work: Path, data: Path, budget: float, threads: int,
 
 
 def stage_schnet(work: Path, data: Path, budget: float, threads: int,
-                 presets: tuple[str, ...] = PRESETS) -> dict:
+                 presets: tuple[str, ...] = PRESETS, train_set: tuple[str, ...] = ()) -> dict:
     if not SCHNET_PY.exists():
         return {"skipped": f"{SCHNET_PY} missing; create it with the commands in this "
                            "script's docstring"}
@@ -182,9 +186,34 @@ def stage_schnet(work: Path, data: Path, budget: float, threads: int,
         if not out.exists():
             subprocess.run([str(SCHNET_PY), str(Path(__file__).with_name(
                 "schnetpack_painn.py")), str(data), preset, str(out), str(budget),
-                str(threads)], check=True)
+                str(threads), *train_set], check=True)
         results[preset] = json.loads(out.read_text())
     return results
+
+
+def parse_train_set(train_set: tuple[str, ...]) -> dict:
+    """``("lr=5e-3", "batch_size=32")`` -> TrainConfig overrides (validated by the config)."""
+    from mlff_distiller.training.config import load_train_config
+
+    config = load_train_config(None, list(train_set))  # validates names, types and values
+    return {item.partition("=")[0].strip(): getattr(config, item.partition("=")[0].strip())
+            for item in train_set}
+
+
+def pin_train_set(work: Path, train_set: tuple[str, ...]) -> None:
+    """Record the --train-set of ``work`` on first use; refuse a different one later (the
+    cached models of one work folder must share their training options)."""
+    from mlff_distiller.fileio import write_json
+
+    record = work / "train_set.json"
+    wanted = sorted(train_set)
+    if record.exists():
+        had = json.loads(record.read_text())
+        if had != wanted:
+            sys.exit(f"{work} was trained with --train-set {had or '(none)'}, not "
+                     f"{wanted or '(none)'}; use another --work for other training options")
+    else:
+        write_json(record, wanted)
 
 
 def fd_sevennet():
@@ -309,6 +338,9 @@ def main() -> None:
     parser.add_argument("--presets", default=",".join(PRESETS),
                         help="presets of the ours/schnet stages (one process per preset "
                              "can run concurrently)")
+    parser.add_argument("--train-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="training option for ours and schnetpack alike (repeatable), "
+                             "e.g. --train-set force_weight=50; fixed per --work")
     parser.add_argument("--train-molecules", type=int, default=0,
                         help="train on only this many of the training molecules (0: all); "
                              "fixed when --work is first created")
@@ -328,17 +360,26 @@ def main() -> None:
     from mlff_distiller.fileio import write_json, write_text
 
     start = time.perf_counter()
+    train_set = tuple(args.train_set)
+    from mlff_distiller.errors import InputError
+
+    try:
+        parse_train_set(train_set)
+    except InputError as exc:
+        sys.exit(f"--train-set: {exc}")
     data = stage_data(work, args.dataset, args.train_molecules, args.subset_seed)
+    pin_train_set(work, train_set)
     setup = {"budget_s_per_model": args.budget_s, "threads": args.threads,
              "train_molecules": args.train_molecules or "all", "subset_seed": args.subset_seed,
-             "dataset_source": str(args.dataset), "hessian_steps": args.hessian_steps,
+             "dataset_source": str(args.dataset), "train_set": list(train_set),
+             "hessian_steps": args.hessian_steps,
              "hessian_structures": args.hessian_structures, "hessian_rows": args.hessian_rows}
     # each stage writes its own file, so stages can run as concurrent processes
     presets = tuple(args.presets.split(","))
     if "ours" in stages:
-        stage_ours(work, data, args.budget_s, args.threads, presets)
+        stage_ours(work, data, args.budget_s, args.threads, presets, train_set)
     if "schnet" in stages:
-        stage_schnet(work, data, args.budget_s, args.threads, presets)
+        stage_schnet(work, data, args.budget_s, args.threads, presets, train_set)
     if "hessian" in stages:
         write_json(work / "hessian.json", stage_hessian(
             work, data, args.hessian_structures, args.hessian_rows, args.hessian_steps,

@@ -94,11 +94,12 @@ def rattled_calls(atoms, calc):
 
 def md_step_call(atoms, calc):
     from ase import units
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
     from ase.md.verlet import VelocityVerlet
 
+    from mlff_distiller.md.velocities import maxwell_boltzmann
+
     atoms = atoms.copy()
-    MaxwellBoltzmannDistribution(atoms, temperature_K=300, rng=np.random.default_rng(0))
+    maxwell_boltzmann(atoms, 300.0, np.random.default_rng(0))
     atoms.calc = calc
     dyn = VelocityVerlet(atoms, timestep=0.5 * units.fs)
     return lambda: dyn.run(1)

@@ -31,7 +31,7 @@ import schnetpack as spk  # noqa: E402
 
 from mlff_distiller import keys  # noqa: E402
 from mlff_distiller.models.presets import preset_config  # noqa: E402
-from mlff_distiller.training.config import TrainConfig  # noqa: E402
+from mlff_distiller.training.config import load_train_config  # noqa: E402
 from mlff_distiller.training.data import load_splits  # noqa: E402
 from mlff_distiller.training.loss import (  # noqa: E402
     LossWeights,
@@ -85,7 +85,9 @@ def main() -> None:
     budget = float(budget)
     torch.set_num_threads(int(threads))
     torch.manual_seed(0)
-    config = TrainConfig(time_budget_s=budget, max_epochs=100000)
+    # sys.argv[6:]: key=value training options shared with our run (distill_quality --train-set)
+    config = load_train_config(None, [*sys.argv[6:], f"time_budget_s={budget}",
+                                      "max_epochs=100000"])
     arch = preset_config(preset)
     train, val, _ = load_splits(data, arch.cutoff, torch.float32, 0.1, 0)
     refs = fit_element_energies(train.graphs, train.elements)

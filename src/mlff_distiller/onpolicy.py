@@ -42,12 +42,12 @@ def sample_frames(start: Atoms, calculators: list, steps: int, stride: int,
     """Run Langevin MD with ``calculators[0]`` and return the ``keep`` most uncertain frames
     (stops early, keeping earlier frames, when two atoms come closer than ``min_distance``)."""
     from ase.md.langevin import Langevin
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+
+    from mlff_distiller.md.velocities import maxwell_boltzmann
 
     atoms = start.copy()
     atoms.calc = calculators[0]
-    MaxwellBoltzmannDistribution(atoms, temperature_K=temperature_K,
-                                 rng=np.random.default_rng(seed))
+    maxwell_boltzmann(atoms, temperature_K, np.random.default_rng(seed))
     dynamics = Langevin(atoms, timestep_fs * units.fs, temperature_K=temperature_K,
                         friction=0.01 / units.fs, rng=np.random.default_rng(seed + 1))
     scored: list[tuple[float, Atoms]] = []

@@ -9,7 +9,6 @@ import pytest
 import torch
 from ase import units
 from ase.build import bulk, molecule
-from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
 from ase.md.verlet import VelocityVerlet
 
 from mlff_distiller import StudentCalculator, keys, testing
@@ -20,6 +19,7 @@ from mlff_distiller.md.fast import (
     VerletNeighborList,
     edges_from_pairs,
 )
+from mlff_distiller.md.velocities import maxwell_boltzmann
 from mlff_distiller.models.painn import edge_pairs
 from tests.conftest import perturbed_student
 
@@ -39,7 +39,7 @@ def test_md_trajectory_fast_equals_eager_float32():
     model = load_student("sevennet-organic-tiny").float().eval()
     model64 = copy.deepcopy(model).double()
     atoms = molecule("CH3CH2OH")
-    MaxwellBoltzmannDistribution(atoms, temperature_K=300, rng=np.random.default_rng(0))
+    maxwell_boltzmann(atoms, 300.0, np.random.default_rng(0))
     calc = StudentCalculator(model)
     atoms.calc = calc
     dyn = VelocityVerlet(atoms, timestep=0.5 * units.fs)
@@ -107,7 +107,7 @@ def test_fast_check_state_agrees_with_ase():
 
     model = perturbed_student("ultra-tiny")
     atoms = molecule("CH3CH2OH")
-    MaxwellBoltzmannDistribution(atoms, temperature_K=300, rng=np.random.default_rng(0))
+    maxwell_boltzmann(atoms, 300.0, np.random.default_rng(0))
     atoms.calc = StudentCalculator(model)
     atoms.get_forces()
     calc = atoms.calc

@@ -233,14 +233,15 @@ def fd_mismatch(predict: Predict, atoms, cutoff: float, seed: int, n_dirs: int =
 def nve_drift(calc, atoms, steps: int, seed: int, temperature: float = 300.0) -> dict:
     """Velocity-Verlet NVE (0.5 fs) from Maxwell-Boltzmann velocities; total-energy drift."""
     from ase import units
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+    from ase.md.velocitydistribution import Stationary
     from ase.md.verlet import VelocityVerlet
 
     from mlff_distiller.md.analysis import energy_drift
+    from mlff_distiller.md.velocities import maxwell_boltzmann
 
     atoms = atoms.copy()
     atoms.calc = calc
-    MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=np.random.default_rng(seed))
+    maxwell_boltzmann(atoms, temperature, np.random.default_rng(seed))
     Stationary(atoms)
     dyn = VelocityVerlet(atoms, timestep=0.5 * units.fs)
     energies = [atoms.get_total_energy()]

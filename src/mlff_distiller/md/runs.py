@@ -72,14 +72,14 @@ def run_md(atoms: Atoms, calc, config: MDConfig, ensemble: str = "nve") -> dict:
     from ase.md.langevin import Langevin
     from ase.md.verlet import VelocityVerlet
 
+    from mlff_distiller.md.velocities import maxwell_boltzmann
+
     if ensemble not in ("nve", "nvt"):
         raise InputError(f"ensemble must be 'nve' or 'nvt', got {ensemble!r}")
     atoms = atoms.copy()
     atoms.calc = calc
     rng = np.random.default_rng(config.seed)
-    # ASE >= 3.29 renamed MaxwellBoltzmannDistribution to thermalize_momenta
-    thermalize = getattr(vd, "thermalize_momenta", None) or vd.MaxwellBoltzmannDistribution
-    thermalize(atoms, temperature_K=config.temperature_K, rng=rng)
+    maxwell_boltzmann(atoms, config.temperature_K, rng)
     vd.Stationary(atoms)
     if len(atoms) > 2:
         vd.ZeroRotation(atoms)

@@ -127,12 +127,11 @@ def teacher_md(atoms: Atoms, teacher: Teacher, steps: int, stride: int, temperat
     from ase.md import velocitydistribution as velocities
     from ase.md.langevin import Langevin
 
+    from mlff_distiller.md.velocities import maxwell_boltzmann
+
     moving = bare(atoms)
     moving.calc = teacher.calculator()
-    # ASE >= 3.27 renamed MaxwellBoltzmannDistribution to thermalize_momenta
-    thermalize = getattr(velocities, "thermalize_momenta",
-                         velocities.MaxwellBoltzmannDistribution)
-    thermalize(moving, temperature_K=temperature, rng=rng)
+    maxwell_boltzmann(moving, temperature, rng)
     velocities.Stationary(moving)
     moving.set_constraint(FixCom())
     dyn = Langevin(moving, timestep=timestep * units.fs, temperature_K=temperature,
