@@ -196,8 +196,8 @@ def parse_train_set(train_set: tuple[str, ...]) -> dict:
     from mlff_distiller.training.config import load_train_config
 
     config = load_train_config(None, list(train_set))  # validates names, types and values
-    return {item.partition("=")[0].strip(): getattr(config, item.partition("=")[0].strip())
-            for item in train_set}
+    names = [item.partition("=")[0].strip() for item in train_set]
+    return {name: getattr(config, name) for name in names}
 
 
 def pin_train_set(work: Path, train_set: tuple[str, ...]) -> None:
@@ -353,20 +353,19 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
-    torch.set_num_threads(args.threads)
-    work = Path(args.work)
-    work.mkdir(parents=True, exist_ok=True)
-    stages = args.stages.split(",")
+    from mlff_distiller.errors import InputError
     from mlff_distiller.fileio import write_json, write_text
 
-    start = time.perf_counter()
     train_set = tuple(args.train_set)
-    from mlff_distiller.errors import InputError
-
     try:
         parse_train_set(train_set)
     except InputError as exc:
         sys.exit(f"--train-set: {exc}")
+    torch.set_num_threads(args.threads)
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    stages = args.stages.split(",")
+    start = time.perf_counter()
     data = stage_data(work, args.dataset, args.train_molecules, args.subset_seed)
     pin_train_set(work, train_set)
     setup = {"budget_s_per_model": args.budget_s, "threads": args.threads,

@@ -30,6 +30,7 @@ from ase import Atoms
 
 from mlff_distiller.errors import InputError
 from mlff_distiller.fileio import atomic_path, write_json
+from mlff_distiller.processes import threads_per_worker
 from mlff_distiller.structures import augment
 from mlff_distiller.structures.config import GenerateConfig
 from mlff_distiller.structures.filters import Deduplicator, min_bond_fraction, min_pair_distance
@@ -175,8 +176,6 @@ def _teacher_runner(config: GenerateConfig,
 
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
-
-    from mlff_distiller.processes import threads_per_worker
 
     threads = threads_per_worker(config.workers)
     pool = ProcessPoolExecutor(max_workers=config.workers,
