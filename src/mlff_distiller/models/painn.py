@@ -135,10 +135,11 @@ class MessageBlock(nn.Module):
     ds_i = sum_j phi_s(s_j) * W_s(r_ij)
     dv_i = sum_j v_j * phi_vv(s_j) * W_vv(r_ij) + r_hat_ij * phi_vs(s_j) * W_vs(r_ij)
 
-    Gathers use ``index_select`` (its backward is one ``index_add_``) and scalar and vector
-    messages are summed by one ``index_add_``. ``first=True`` skips the v_j term, which is
-    zero before the first interaction. The E = 2P edges are P pairs followed by the same
-    pairs reversed, and ``filters`` holds one row per pair, used for both directions.
+    Gathers use ``index_select`` (its backward is one ``index_add_``); scalar and vector
+    messages are summed into s and v by one ``index_add`` each. ``first=True`` skips the
+    v_j term, which is zero before the first interaction. The E = 2P edges are P pairs
+    followed by the same pairs reversed, and ``filters`` holds one row per pair, used for
+    both directions.
     """
 
     def __init__(self, hidden: int) -> None:
@@ -165,12 +166,9 @@ class MessageBlock(nn.Module):
         dv = dvs.unsqueeze(1) * unit_vectors.unsqueeze(2)  # (E, 3, F)
         if not first:
             dv = dv + dvv.unsqueeze(1) * v.index_select(0, neighbour)
-        # one scatter for scalars and vectors together: (E, 4F) -> (N, 4F)
-        messages = torch.cat([ds, dv.reshape(-1, 3 * f)], dim=1)
-        summed = torch.zeros(
-            s.shape[0], 4 * f, dtype=s.dtype, device=s.device
-        ).index_add_(0, centre, messages)
-        return s + summed[:, :f], v + summed[:, f:].reshape(-1, 3, f)
+        # two scatters, not one over cat([ds, dv]): the cat's backward made torch.compile
+        # gather a masked, unvectorised (E, 4F) gradient (13.7 -> 10.2 ms at 76 atoms)
+        return s.index_add(0, centre, ds), v.index_add(0, centre, dv)
 
 
 class MixingBlock(nn.Module):
