@@ -7,8 +7,8 @@ paracetamol, diphenhydramine, atorvastatin), medians of repeats, wall time.
 * students, 1 thread, through ``StudentCalculator``: ``eager`` (graph + eager model per
   call), ``fast`` (default fast path, neighbour list rebuilt every call: a single point),
   ``md_step`` (one VelocityVerlet step with the default Verlet skin reuse), ``compiled``
-  (fast path under ``torch.compile``, neighbour list every call; compile time reported),
-  ``compiled_md_step`` (MD step under ``torch.compile``, Verlet reuse), also at 2 threads
+  (``compile=True``: fast path compiled by AOTInductor, neighbour list every call; compile
+  time reported), ``compiled_md_step`` (MD step compiled, Verlet reuse), also at 2 threads
   (``compiled_md_step_2t``; the MD ratio vs SevenNet takes each side's best thread count);
 * schnetpack 2.1.1 PaiNN with each preset's sizes, 1 thread, through its ``AtomsConverter``
   (matscipy neighbour list) + model, in ``.venv-bench`` (worker:
@@ -258,7 +258,7 @@ def main() -> None:
     parser.add_argument("--out", default="runs/bench/inference.json")
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--compile", default="original,tiny",
-                        help="presets to also time under torch.compile ('' for none)")
+                        help="presets to also time compiled (compile=True; '' for none)")
     parser.add_argument("--batched-worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--tune-allocator", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -193,18 +193,28 @@ def test_calculator_sees_weights_changed_in_place():
 
 @pytest.mark.slow
 def test_compiled_calculator_equals_eager_float32():
-    """torch.compile'd energy + forces (about a minute to compile) equal the eager model."""
+    """AOTInductor-compiled energy + forces equal the eager model: two molecule sizes on one
+    program, a periodic cell on the second, a lone atom (no pairs) on the fallback, and 2
+    threads for the matrix products."""
+    from mlff_distiller.md.fast import CompiledEnergyAndForces
+
     model = perturbed_student("ultra-tiny").float().eval()
     calc = StudentCalculator(model, compile=True)
-    for seed, name in enumerate(("CH3CH2OH", "C6H6")):  # a second size: no recompile needed
-        atoms = molecule(name)
+    silicon = bulk("Si", "diamond", a=5.43) * (2, 1, 1)
+    structures = [molecule("CH3CH2OH"), molecule("C6H6"), silicon, molecule("H")]
+    for seed, atoms in enumerate(structures):
         atoms.rattle(0.05, seed=seed)
         atoms.calc = calc
         fast = atoms.get_forces()
-        assert float(np.abs(fast - _eager_forces(model, atoms)).max()) < 1e-5
+        assert float(np.abs(fast - _eager_forces(model, atoms)).max()) < 1e-5, seed
+    compiled = calc._fast_fn
+    assert isinstance(compiled, CompiledEnergyAndForces)
+    assert sorted(compiled._programs) == [False, True]  # a molecule and a periodic program
+    assert compiled.compile_s > 0
     threads = torch.get_num_threads()
-    torch.set_num_threads(2)  # recompiles; parallel kernels failed to build here
+    torch.set_num_threads(2)
     try:
+        atoms = structures[1]
         atoms.positions[0] += 0.01
         fast = atoms.get_forces()
     finally:

@@ -14,9 +14,9 @@ from mlff_distiller.data.graph import atoms_to_graph, validate_structure
 from mlff_distiller.errors import InputError
 from mlff_distiller.md.fast import (
     DEFAULT_SKIN,
+    CompiledEnergyAndForces,
     FastForceField,
     VerletNeighborList,
-    compile_energy_and_forces,
     edges_from_pairs,
     tune_allocator,
 )
@@ -36,7 +36,8 @@ class StudentCalculator(Calculator):
         device: torch device for the model.
         fast: use the fast path (False: rebuild the graph and run the eager model per call).
         skin: Verlet skin in Å of the fast path's neighbour list.
-        compile: ``torch.compile`` energy + forces (about a minute once; pays for long MD).
+        compile: compile energy + forces ahead of time with AOTInductor (tens of seconds
+            once, needs a C++ compiler; pays for long MD).
     """
 
     implemented_properties = ["energy", "free_energy", "forces", "stress"]
@@ -123,7 +124,7 @@ class StudentCalculator(Calculator):
             # (re)freeze a copy; weights changed in place since the last copy are picked up
             self._fast_model, self._built_from = FastForceField(self.model), version
             self._fast_fn = (
-                compile_energy_and_forces(self._fast_model) if self._compile else self._fast_model
+                CompiledEnergyAndForces(self._fast_model) if self._compile else self._fast_model
             )
         inputs = self._inputs
         if self._numbers is None or not np.array_equal(numbers, self._numbers):
