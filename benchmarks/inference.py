@@ -249,6 +249,7 @@ def ratios(result: dict, metric: str) -> list[dict]:
         if n == 9:
             row["xtb_ms"] = xtb
             row["x_xtb_best"] = xtb / best_o
+            row["tiny_x_xtb_best"] = xtb / best_t
         rows.append(row)
     return rows
 
