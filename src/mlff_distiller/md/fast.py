@@ -22,6 +22,9 @@ Shapes: ``N`` atoms, ``E`` directed edges, ``P`` pairs (E = 2P), ``B`` structure
 from __future__ import annotations
 
 import copy
+import os
+import tempfile
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -210,8 +213,8 @@ class CompiledEnergyAndForces:
 
     Same arguments and results as :meth:`FastForceField.forward`. The first molecule (no
     shift vectors) and the first periodic structure each compile a program (tens of seconds
-    with a C++ compiler; Inductor's cache makes a second calculator of the same model
-    faster) with dynamic atom and pair counts, so sizes may change without recompiling.
+    with a C++ compiler) with dynamic atom and pair counts, so sizes may change without
+    recompiling.
     Calls the compiled program cannot take (several structures, fewer than 2 atoms, no
     pairs) run ``fast`` itself.
 
@@ -245,10 +248,6 @@ class CompiledEnergyAndForces:
         return energy, forces
 
     def _compile(self, periodic: bool, like: Tensor) -> Callable:
-        import os
-        import tempfile
-        import time
-
         from torch._inductor import aoti_compile_and_package, aoti_load_package
         from torch.export import Dim
 
