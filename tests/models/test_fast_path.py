@@ -191,6 +191,20 @@ def test_calculator_sees_weights_changed_in_place():
     assert atoms.get_potential_energy() == pytest.approx(e0 + 3.0, abs=1e-3)
 
 
+def test_compile_failure_is_a_clear_error(monkeypatch):
+    """A failed AOTInductor build (here: no C++ compiler) names the cause and the way out."""
+    import torch._inductor
+
+    def no_compiler(*args, **kwargs):
+        raise FileNotFoundError("g++: not found")
+
+    monkeypatch.setattr(torch._inductor, "aoti_compile_and_package", no_compiler)
+    atoms = molecule("H2O")
+    atoms.calc = StudentCalculator(perturbed_student("ultra-tiny").float(), compile=True)
+    with pytest.raises(RuntimeError, match=r"g\+\+: not found.*compile=False"):
+        atoms.get_forces()
+
+
 @pytest.mark.slow
 def test_compiled_calculator_equals_eager_float32():
     """AOTInductor-compiled energy + forces equal the eager model: two molecule sizes on one

@@ -259,11 +259,20 @@ class CompiledEnergyAndForces:
         dynamic = [{0: atoms}, {0: atoms}, {1: pairs}] + ([{0: pairs}] if periodic else [])
         program = export_with_gradients(_OneStructure(self.fast), args, dynamic)
         with tempfile.TemporaryDirectory(prefix="mlffd-aoti-") as tmp:
-            package = aoti_compile_and_package(
-                program, package_path=os.path.join(tmp, "energy_and_forces.pt2"),
-                inductor_configs={"cpp.threads": 1},
-            )
-            runner = aoti_load_package(package)
+            try:
+                package = aoti_compile_and_package(
+                    program, package_path=os.path.join(tmp, "energy_and_forces.pt2"),
+                    inductor_configs={"cpp.threads": 1},
+                )
+                runner = aoti_load_package(package)
+            except Exception as exc:  # Inductor raises many types (compiler missing, ...)
+                first_line = (str(exc).strip().splitlines() or [""])[0][:300]
+                raise RuntimeError(
+                    "compile=True could not build the AOTInductor program "
+                    f"({type(exc).__name__}: {first_line}); it needs a working C++ compiler "
+                    "(g++ or clang, as Inductor finds it). Install one, or use "
+                    "StudentCalculator(..., compile=False)"
+                ) from exc
         self.compile_s += time.perf_counter() - start
         return runner
 
