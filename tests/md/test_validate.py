@@ -87,3 +87,22 @@ def test_load_starts_inputs(tmp_path):
                for i, a in enumerate(butanol) for b in butanol[i + 1:]) > 0.01
     with pytest.raises(InputError, match="SMILES"):
         load_starts(["not-a-smiles-(("])
+
+
+@pytest.mark.slow
+def test_compiled_validation_equals_eager(student, tmp_path):
+    """``compile=True`` runs the same MD (float64 student, AOTInductor program) and reports
+    its build time."""
+    _, path = student
+    runs = {compiled: validate_md(path, [molecule("CH4")], config=FAST, compile=compiled,
+                                  out_dir=tmp_path / str(compiled))
+            for compiled in (False, True)}
+    assert runs[False]["student_compile_s"] is None and runs[True]["student_compile_s"] > 0
+    eager, aoti = (runs[c]["molecules"][0] for c in (False, True))
+    assert aoti["nve"]["stable"] and aoti["nvt"]["stable"]
+    for run in ("nve", "nvt"):
+        for key, value in eager[run].items():
+            if isinstance(value, float):
+                assert aoti[run][key] == pytest.approx(value, rel=1e-6, abs=1e-9), (run, key)
+        np.testing.assert_allclose(aoti[run]["series"]["potential_eV"],
+                                   eager[run]["series"]["potential_eV"], rtol=0, atol=1e-9)

@@ -73,6 +73,9 @@ def md(
     seed: int = typer.Option(0, help="Seed of velocities, thermostat and embedding."),
     out: str = typer.Option(None, help="Output folder [default: <student>_md beside it]."),
     device: str = typer.Option("cpu", help="Torch device of the student."),
+    compile: bool = typer.Option(False, "--compile", help="Compile the student's energy + "
+                                 "forces ahead of time (AOTInductor; tens of seconds once, "
+                                 "needs a C++ compiler): pays for long runs."),
     as_json: bool = typer.Option(False, "--json", help="Print the full JSON result."),
 ) -> None:
     """MD validation: NVE drift, NVT stability, optimisation and distributions vs teacher."""
@@ -84,7 +87,7 @@ def md(
                       conformers=conformers, seed=seed)
     entries = [part for value in molecules for part in value.split()]
     res = validate_md(student, entries, teacher=teacher, config=config, out_dir=out,
-                      device=device)
+                      device=device, compile=compile)
     if as_json:
         console.print_json(json.dumps(res))
         return
@@ -107,6 +110,8 @@ def md(
         console.print(f"optimised geometry RMSD vs teacher: mean "
                       f"{s['optimisation_rmsd_mean_A']:.4f} Å; conformer order preserved: "
                       f"{s.get('optimisation_conformer_order_preserved_fraction')}")
+    if res.get("student_compile_s") is not None:
+        console.print(f"student compiled in {res['student_compile_s']:.1f} s")
     console.print(f"json: {res['files']['json']}")
 
 

@@ -77,6 +77,11 @@ class StudentCalculator(Calculator):
         self._inputs: dict[str, torch.Tensor] = {}
         self._built_from: tuple[int, ...] = ()
 
+    @property
+    def compile_s(self) -> float:
+        """Seconds spent compiling with AOTInductor so far (0.0 without ``compile``)."""
+        return float(getattr(self._fast_fn, "compile_s", 0.0))
+
     def _weights_version(self) -> tuple[int, ...]:
         """In-place version counters of the model's tensors (change when weights change)."""
         if not hasattr(self, "_tensors"):
@@ -184,7 +189,7 @@ class StudentCalculator(Calculator):
                                    elements=self.model.elements)
             graph = {k: v.to(self.device) for k, v in graph.items()}
             out = self.model(graph, compute_forces=True, compute_stress=bool(atoms.pbc.all()))
-        energy = float(out[keys.ENERGY].detach().cpu().double()[0])
+        energy = out[keys.ENERGY].detach()[0].item()
         self.results["energy"] = energy
         self.results["free_energy"] = energy
         self.results["forces"] = out[keys.FORCES].detach().cpu().double().numpy()

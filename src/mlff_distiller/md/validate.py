@@ -50,6 +50,7 @@ def validate_md(
     config: MDConfig | None = None,
     out_dir: str | os.PathLike | None = None,
     device: str = "cpu",
+    compile: bool = False,
 ) -> dict:
     """MD validation of a student on a few molecules; writes JSON and figures.
 
@@ -62,6 +63,9 @@ def validate_md(
         config: :class:`MDConfig` (temperature, steps, thresholds, optimiser...).
         out_dir: output folder (default ``<student dir>/<stem>_md``).
         device: torch device of the student.
+        compile: run the student's MD compiled ahead of time
+            (``StudentCalculator(compile=True)``); the build (tens of seconds, once) is
+            shown in the progress bar and reported as ``student_compile_s``.
 
     Returns:
         The result dict (also ``md_validation.json``); unstable runs are results with the
@@ -86,7 +90,7 @@ def validate_md(
     teacher_calc, teacher_name, teacher_obj = resolve_teacher(teacher)
     if teacher_obj is not None:
         teacher_obj.check_elements([s.atoms for s in starts])
-    student_calc = StudentCalculator(model, device=device)
+    student_calc = StudentCalculator(model, device=device, compile=compile)
 
     groups = list(dict.fromkeys(s.group for s in starts))
     md_starts = [next(s for s in starts if s.group == g) for g in groups]
@@ -94,6 +98,9 @@ def validate_md(
     with Progress(transient=True) as bar:
         total = len(md_starts) * (2 + (teacher_calc is not None)) + 1
         task = bar.add_task("MD validation", total=total)
+        if compile:
+            bar.update(task, description="compiling the student (AOTInductor, once)")
+            student_calc.get_forces(md_starts[0].atoms)
         for start in md_starts:
             entry, trace = _molecule_runs(start, student_calc, teacher_calc, config,
                                           lambda what, s=start: bar.update(
@@ -122,6 +129,7 @@ def validate_md(
                   "parameters": count_parameters(model), "teacher": meta.get("teacher")},
         "teacher": teacher_name,
         "config": asdict(config),
+        "student_compile_s": student_calc.compile_s if compile else None,
         "molecules": results,
         "optimisation": optimisation,
         "summary": _summary(results, optimisation, config),
