@@ -14,7 +14,11 @@ paracetamol, diphenhydramine, atorvastatin), medians of repeats, wall time.
   (matscipy neighbour list) + model, in ``.venv-bench`` (worker:
   ``benchmarks/inference_schnetpack.py``);
 * SevenNet-0 through its ASE calculator at 1 and 2 threads (best kept), GFN2-xTB (tblite);
-* batched throughput (atoms/s) of the fast model for batches 1-64 with glibc malloc as is,
+* head to head at 9 atoms: GFN2-xTB and the compiled students called in turn on the same
+  rattled geometries (``head_to_head_xtb``: the median per-round ratio is immune to the
+  machine's speed drifting between the sections above);
+* batched throughput (atoms/s) of the fast model for batches 1-64 (sizes timed in turn per
+  round; ``batched_64_over_8`` gives the growth from 8 to 64) with glibc malloc as is,
   glibc tuned by ``tune_allocator`` (what the calculator does) and, when
   ``libtcmalloc_minimal.so.4`` is installed (``apt-get install libtcmalloc-minimal4``),
   tcmalloc via ``LD_PRELOAD``.
@@ -105,17 +109,19 @@ def md_step_call(atoms, calc):
     return lambda: dyn.run(1)
 
 
-def students(mols, repeats: int, compile_presets: list[str]) -> list[dict]:
+def students(mols, repeats: int, compile_presets: list[str]) -> tuple[list[dict], dict]:
+    """(rows per preset and size, {preset: compiled single-point calculator})."""
     from mlff_distiller import StudentCalculator, build_student
     from mlff_distiller.models.painn import count_parameters
 
-    out = []
+    out, compiled_calcs = [], {}
     for preset in PRESETS:
         model = build_student(preset, elements=ELEMENTS, seed=0).eval()
         row = {"preset": preset, "params": count_parameters(model)}
         compiled = compiled_md = None
         if preset in compile_presets:
-            compiled = StudentCalculator(model, skin=0.0, compile=True)
+            compiled = compiled_calcs[preset] = StudentCalculator(model, skin=0.0,
+                                                                  compile=True)
             t0 = time.perf_counter()
             rattled_calls(mols[9], compiled)()
             row["compile_s"] = round(time.perf_counter() - t0, 1)
@@ -139,7 +145,7 @@ def students(mols, repeats: int, compile_presets: list[str]) -> list[dict]:
             out.append(r)
             print(f"  {preset:10s} {n:3d} atoms  " + "  ".join(
                 f"{k}={v:.2f}" for k, v in r.items() if k.endswith("_ms")), flush=True)
-    return out
+    return out, compiled_calcs
 
 
 def schnetpack(mols, repeats: int) -> dict:
@@ -188,27 +194,82 @@ def teachers(mols, repeats: int) -> list[dict]:
 
 
 def batched(mols, repeats: int) -> list[dict]:
-    """Throughput of FastForceField on batches of one molecule, graphs prebuilt."""
+    """Throughput of FastForceField on batches of one molecule, graphs prebuilt.
+
+    The batch sizes of one preset and molecule are timed in turn, one call each per round
+    (``max(5, repeats // 5)`` rounds after one warm-up round), so a drift of the machine's
+    speed over the minutes of a run does not land on one batch size; medians per size.
+    """
     from mlff_distiller import build_student, keys
     from mlff_distiller.data.graph import atoms_to_graph, collate
     from mlff_distiller.md.fast import FastForceField
     from mlff_distiller.models.painn import edge_pairs
 
+    rounds = max(5, repeats // 5)
     out = []
     for preset in PRESETS:
         fast = FastForceField(build_student(preset, elements=ELEMENTS, seed=0))
         for n, atoms in mols.items():
             single = atoms_to_graph(atoms, fast.cutoff)
+            calls = {}
             for b in BATCHES:
                 g = collate([single] * b)
                 species = fast.species(g[keys.ATOMIC_NUMBERS])
                 pairs, _ = edge_pairs(g[keys.EDGE_INDEX])
                 args = (g[keys.POSITIONS], species, pairs, None, g[keys.BATCH], b)
-                ms, cpu = median_ms(lambda f=fast, a=args: f(*a),
-                                    max(3, repeats // max(1, b // 4)), 1)
+                calls[b] = lambda f=fast, a=args: f(*a)
+            times = interleaved_ms(calls, rounds)
+            for b, (ms, cpu) in times.items():
                 out.append({"preset": preset, "n_atoms": n, "batch": b, "ms": ms,
                             "cpu_ms": cpu, "atoms_per_s": n * b / (ms / 1e3),
                             "atoms_per_cpu_s": n * b / (cpu / 1e3)})
+    return out
+
+
+def interleaved_ms(calls: dict, rounds: int) -> dict:
+    """{name: (median wall ms, median thread-CPU ms)}: each call once per round, in turn,
+    after one warm-up round."""
+    for call in calls.values():
+        call()
+    wall = {name: [] for name in calls}
+    cpu = {name: [] for name in calls}
+    for _ in range(rounds):
+        for name, call in calls.items():
+            c0, t0 = time.thread_time(), time.perf_counter()
+            call()
+            wall[name].append(time.perf_counter() - t0)
+            cpu[name].append(time.thread_time() - c0)
+    return {name: (1e3 * statistics.median(wall[name]), 1e3 * statistics.median(cpu[name]))
+            for name in calls}
+
+
+def head_to_head_xtb(atoms, compiled: dict, repeats: int) -> dict:
+    """GFN2-xTB against the compiled students on one molecule, single points on the same
+    rattled geometries, the calls alternating (1 thread): medians and, per round, the ratio
+    xTB / student (its median is the head-to-head speed-up)."""
+    from tblite.ase import TBLite
+
+    rng = np.random.default_rng(1)
+    start = atoms.positions.copy()
+    calcs = {"gfn2-xtb": TBLite(method="GFN2-xTB", verbosity=0), **compiled}
+    systems = {}
+    for name, calc in calcs.items():
+        systems[name] = atoms.copy()
+        systems[name].calc = calc
+    wall = {name: [] for name in calcs}
+    for r in range(repeats + 2):
+        positions = start + rng.normal(0, 1e-3, start.shape)
+        for name, system in systems.items():
+            t0 = time.perf_counter()
+            system.positions = positions
+            system.get_forces()
+            if r >= 2:  # two warm-up rounds
+                wall[name].append(time.perf_counter() - t0)
+    out = {"n_atoms": len(atoms), "rounds": repeats,
+           "median_ms": {name: 1e3 * statistics.median(t) for name, t in wall.items()}}
+    out["x_xtb_per_round_median"] = {
+        name: statistics.median(x / s for x, s in zip(wall["gfn2-xtb"], wall[name], strict=True))
+        for name in compiled}
     return out
 
 
@@ -221,6 +282,12 @@ def batched_under(mols_json: str, repeats: int, preload: str | None,
     done = subprocess.run(command + (["--tune-allocator"] if tune else []), input=mols_json,
                           env=env, capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def batch_growth(rows: list[dict]) -> dict:
+    """{"preset n_atoms": atoms/s at batch 64 / atoms/s at batch 8} (target: >= 1)."""
+    by = {(r["preset"], r["n_atoms"], r["batch"]): r["atoms_per_s"] for r in rows}
+    return {f"{p} {n}": by[(p, n, 64)] / by[(p, n, 8)] for p, n, b in by if b == 64}
 
 
 def ratios(result: dict, metric: str) -> list[dict]:
@@ -286,8 +353,13 @@ def main() -> None:
     result = {"benchmark": "inference", "torch": torch.__version__, "cpu_count": os.cpu_count(),
               "load_average_start": os.getloadavg()}
     print("students", flush=True)
-    result["students"] = students(mols, args.repeats, [p for p in args.compile.split(",") if p])
+    result["students"], compiled = students(mols, args.repeats,
+                                            [p for p in args.compile.split(",") if p])
     write_json(args.out, result)  # partial results survive an interrupted run
+    if compiled:
+        print("head to head with GFN2-xTB at 9 atoms", flush=True)
+        result["head_to_head_xtb"] = head_to_head_xtb(mols[9], compiled, args.repeats)
+        print(json.dumps(result["head_to_head_xtb"]), flush=True)
     print("schnetpack", flush=True)
     result["schnetpack"] = schnetpack(mols, args.repeats)
     print("teachers", flush=True)
@@ -299,6 +371,9 @@ def main() -> None:
     write_json(args.out, result)
     if Path(TCMALLOC).exists():
         result["batched_tcmalloc"] = batched_under(mols_json, args.repeats, TCMALLOC)
+    result["batched_64_over_8"] = {
+        key: batch_growth(result[key]) for key in
+        ("batched_glibc", "batched_glibc_tuned", "batched_tcmalloc") if key in result}
     result["ratios_wall"] = ratios(result, "wall")
     result["ratios_cpu"] = ratios(result, "cpu")
     result["load_average_end"] = os.getloadavg()
