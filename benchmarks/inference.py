@@ -291,7 +291,10 @@ def batch_growth(rows: list[dict]) -> dict:
 
 
 def ratios(result: dict, metric: str) -> list[dict]:
-    """The issue's targets, one row per size; ``metric`` "wall" or "cpu" (1-thread CPU)."""
+    """The issue's targets, one row per preset and size; ``metric`` "wall" or "cpu"
+    (1-thread CPU). Each preset against schnetpack's PaiNN of its own sizes, SevenNet-0 per
+    MD step (each at its best thread count), ``original`` (``x_original``) and, at 9 atoms,
+    GFN2-xTB; "best" is the faster of the fast and the compiled single point."""
     sfx = "_ms" if metric == "wall" else "_cpu_ms"
     peer_key = "median_ms" if metric == "wall" else "cpu_ms"
     stu = {(r["preset"], r["n_atoms"]): r for r in result["students"]}
@@ -299,25 +302,27 @@ def ratios(result: dict, metric: str) -> list[dict]:
            for r in result["schnetpack"].get("results", [])}
     seven = {r["n_atoms"]: r[peer_key] for r in result["teachers"] if r["peer"] == "sevennet-0"}
     xtb = next(r[peer_key] for r in result["teachers"] if r["peer"] == "gfn2-xtb")
-    inf = float("inf")
+    inf, nan = float("inf"), float("nan")
+
+    def best(r: dict) -> float:
+        return min(r["fast" + sfx], r.get("compiled" + sfx, inf))
+
     rows = []
-    for n in MOLECULES:
-        o, t = stu[("original", n)], stu[("tiny", n)]
-        best_o = min(o["fast" + sfx], o.get("compiled" + sfx, inf))
-        best_t = min(t["fast" + sfx], t.get("compiled" + sfx, inf))
-        md_o = min(o["md_step" + sfx], o.get("compiled_md_step" + sfx, inf),
-                   o.get("compiled_md_step_2t_ms", inf) if metric == "wall" else inf)
-        ref = spk.get(("original", n), float("nan"))
-        row = {"n_atoms": n, "original_fast_ms": o["fast" + sfx], "original_best_ms": best_o,
-               "original_md_step_ms": md_o, "tiny_best_ms": best_t, "schnetpack_ms": ref,
-               "sevennet_ms": seven[n], "x_schnetpack_fast": ref / o["fast" + sfx],
-               "x_schnetpack_best": ref / best_o, "x_sevennet_md_step": seven[n] / md_o,
-               "tiny_x_original": best_o / best_t}
-        if n == 9:
-            row["xtb_ms"] = xtb
-            row["x_xtb_best"] = xtb / best_o
-            row["tiny_x_xtb_best"] = xtb / best_t
-        rows.append(row)
+    for preset in PRESETS:
+        for n in MOLECULES:
+            r = stu[(preset, n)]
+            md = min(r["md_step" + sfx], r.get("compiled_md_step" + sfx, inf),
+                     r.get("compiled_md_step_2t_ms", inf) if metric == "wall" else inf)
+            ref = spk.get((preset, n), nan)
+            row = {"preset": preset, "n_atoms": n, "fast_ms": r["fast" + sfx],
+                   "best_ms": best(r), "md_step_ms": md, "schnetpack_ms": ref,
+                   "x_schnetpack_fast": ref / r["fast" + sfx], "x_schnetpack_best": ref / best(r),
+                   "sevennet_ms": seven[n], "x_sevennet_md_step": seven[n] / md,
+                   "x_original": best(stu[("original", n)]) / best(r)}
+            if n == 9:
+                row["xtb_ms"] = xtb
+                row["x_xtb_best"] = xtb / best(r)
+            rows.append(row)
     return rows
 
 
@@ -325,7 +330,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/bench/inference.json")
     parser.add_argument("--repeats", type=int, default=15)
-    parser.add_argument("--compile", default="original,tiny",
+    parser.add_argument("--compile", default=",".join(PRESETS),
                         help="presets to also time compiled (compile=True; '' for none)")
     parser.add_argument("--batched-worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--tune-allocator", action="store_true", help=argparse.SUPPRESS)
