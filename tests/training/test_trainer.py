@@ -11,6 +11,7 @@ import torch
 from ase import Atoms
 
 from mlff_distiller.data.dataset import write_dataset
+from mlff_distiller.data.splits import split_dataset
 from mlff_distiller.errors import InputError
 from mlff_distiller.models.checkpoint import load_student, read_checkpoint_header
 from mlff_distiller.teachers.base import Labels
@@ -103,6 +104,56 @@ def test_nan_loss_stops_naming_the_batch_and_keeps_last_good_checkpoint(tmp_path
     assert "last good checkpoint" in str(info.value)
     model = load_student(tmp_path / "run" / "last.safetensors")
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_loss_spike_is_skipped_and_named(tmp_path):
+    """A structure whose labels are far off (forces x 1e4) spikes the loss once the guard
+    watches (after 20 steps): its batches are skipped and named in metrics.json and the log."""
+    structures, ids = rattled(10, names=("H2O", "CH4", "CH3OH"))  # train, val, train
+    labels = teacher_labels(make_teacher(), structures)
+    runs = {}
+    for name in ("clean", "outlier"):
+        data_structures, data_labels, data_ids = list(structures), list(labels), list(ids)
+        if name == "outlier":  # dataset structure 3, a copy of H2O number 3
+            data_structures.insert(3, structures[3].copy())
+            data_labels.insert(3, Labels(energy=labels[3].energy,
+                                         forces=labels[3].forces * 1e4))
+            data_ids.insert(3, ids[3])
+        data = write_dataset(tmp_path / f"{name}.h5", data_structures, data_labels, data_ids)
+        split_dataset(data, ratios=None, train_ids=[0, 2], val_ids=[1], test_ids=[])
+        config = TrainConfig(max_epochs=4, **dict(QUICK, batch_size=1))
+        runs[name] = train_student(data, STUDENT_CONFIG, config, tmp_path / name)["metrics"]
+    clean, outlier = runs["clean"], runs["outlier"]
+    assert clean["skipped_batches"] == 0
+    skipped = outlier["skipped_batches_last"]
+    assert outlier["skipped_batches"] == len(skipped) >= 3  # once per epoch after step 20
+    assert all(s["structures"] == [3] and s["loss"] > 1000 * s["recent_median"]
+               for s in skipped)
+    assert outlier["steps"] == 4 * 21 - outlier["skipped_batches"]
+    log = list(csv.DictReader(open(tmp_path / "outlier" / "log.csv")))
+    assert int(log[-1]["skipped_batches"]) == outlier["skipped_batches"]
+
+
+def test_persistent_loss_spikes_stop_the_run(dataset, tmp_path, monkeypatch):
+    """20 spiking batches in a row are divergence, not a spike: the run stops, names the
+    batch and keeps its last good checkpoint."""
+    from mlff_distiller.training import trainer
+
+    real_step_loss, calls = trainer._step_loss, []
+
+    def blown_up_after_30_steps(*args, **kwargs):
+        loss, errors = real_step_loss(*args, **kwargs)
+        calls.append(1)
+        return (loss * 1e6 if len(calls) > 30 else loss), errors
+
+    monkeypatch.setattr(trainer, "_step_loss", blown_up_after_30_steps)
+    config = TrainConfig(max_epochs=100, checkpoint_every_steps=10, **dict(QUICK, batch_size=2))
+    with pytest.raises(TrainingDiverged, match=r"20 batches in a row had a loss above "
+                                               r"loss_spike_factor=1000 x the median") as info:
+        train_student(dataset, STUDENT_CONFIG, config, tmp_path / "run")
+    assert "step 30," in str(info.value) and "last good checkpoint" in str(info.value)
+    assert len(calls) == 50
+    assert read_checkpoint_header(tmp_path / "run" / "last.safetensors")["metadata"]["step"] == 30
 
 
 def test_tensorboard_is_optional_and_guarded(dataset, tmp_path):

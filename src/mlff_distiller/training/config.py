@@ -40,6 +40,8 @@ class TrainConfig:
     plateau_factor: float = 0.5  # plateau: lr multiplier when validation stalls
     plateau_patience: int = 5  # plateau: validations without improvement before decaying
     grad_clip: float = 10.0  # max global gradient norm (0 = no clipping)
+    loss_spike_factor: float = 1000.0  # skip the optimiser step of a batch whose loss is above
+    # this x the median of the last 100 accepted batch losses (0 = never); 20 in a row stop
     ema_decay: float = 0.995  # EMA of weights (0 = no EMA); EMA weights are evaluated/saved
     energy_weight: float = 1.0  # weight of the per-atom energy MSE (normalised units)
     force_weight: float = 10.0  # weight of the force-component MSE (normalised units)
@@ -72,7 +74,8 @@ class TrainConfig:
                      "checkpoint_every_steps", "num_threads", "plateau_patience"):
             if getattr(self, name) < 0:
                 problems.append(f"{name}={getattr(self, name)} (expected >= 0)")
-        for name in ("lr", "weight_decay", "time_budget_s", "grad_clip", "energy_weight",
+        for name in ("lr", "weight_decay", "time_budget_s", "grad_clip", "loss_spike_factor",
+                     "energy_weight",
                      "force_weight", "stress_weight", "hessian_weight", "cutoff"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
