@@ -71,15 +71,7 @@ TCMALLOC = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
 def median_ms(call, repeats: int, warmup: int = 2) -> tuple[float, float]:
     """Medians (wall ms, CPU ms of this thread). On a shared, loaded machine the CPU time of
     a one-thread call is the steadier measure of its work (wall time adds waiting)."""
-    for _ in range(warmup):
-        call()
-    wall, cpu = [], []
-    for _ in range(repeats):
-        c0, t0 = time.thread_time(), time.perf_counter()
-        call()
-        wall.append(time.perf_counter() - t0)
-        cpu.append(time.thread_time() - c0)
-    return 1e3 * statistics.median(wall), 1e3 * statistics.median(cpu)
+    return interleaved_ms({"call": call}, repeats, warmup)["call"]
 
 
 def rattled_calls(atoms, calc):
@@ -226,11 +218,12 @@ def batched(mols, repeats: int) -> list[dict]:
     return out
 
 
-def interleaved_ms(calls: dict, rounds: int) -> dict:
+def interleaved_ms(calls: dict, rounds: int, warmup: int = 1) -> dict:
     """{name: (median wall ms, median thread-CPU ms)}: each call once per round, in turn,
-    after one warm-up round."""
-    for call in calls.values():
-        call()
+    after ``warmup`` rounds."""
+    for _ in range(warmup):
+        for call in calls.values():
+            call()
     wall = {name: [] for name in calls}
     cpu = {name: [] for name in calls}
     for _ in range(rounds):

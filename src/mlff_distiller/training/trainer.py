@@ -140,7 +140,7 @@ def fit(
     run = {"epoch": 0, "batch_in_epoch": 0, "step": 0, "best_val_force_mae": float("inf"),
            "best_step": -1, "bad_validations": 0, "train_sums": {}, "elapsed_s": 0.0,
            "history": [], "recent_losses": [], "n_skipped": 0, "consecutive_skips": 0,
-           "skipped_batches": []}
+           "skipped_batches_last": []}
     base_info = {"dataset_hash": data_info.get("dataset_hash", ""),
                  "train_config": config.to_dict(), "model_config": model.config.to_dict(),
                  "scales": scales.__dict__}
@@ -240,10 +240,11 @@ def fit(
             run["batch_in_epoch"] += 1
             for k, v in errors.items():
                 run["train_sums"][k] = run["train_sums"].get(k, 0.0) + float(v)
-            run["train_sums"]["loss"] = run["train_sums"].get("loss", 0.0) + float(loss.detach())
+            local_loss = float(loss.detach())
+            run["train_sums"]["loss"] = run["train_sums"].get("loss", 0.0) + local_loss
             run["train_sums"]["n_batches"] = run["train_sums"].get("n_batches", 0.0) + 1
             run["elapsed_s"] = clock() - start
-            logger.advance(run["step"], float(loss.detach()))
+            logger.advance(run["step"], local_loss)
             if config.val_every_steps and run["step"] % config.val_every_steps == 0:
                 validate()
             if config.checkpoint_every_steps and run["step"] % config.checkpoint_every_steps == 0:
@@ -280,7 +281,7 @@ def fit(
         "element_energies": dict(zip(map(int, train.elements), element_energies.tolist(),
                                      strict=True)),
         "scales": scales.__dict__, "validation_source": meta["validation_source"],
-        "skipped_batches": run["n_skipped"], "skipped_batches_last": run["skipped_batches"],
+        "skipped_batches": run["n_skipped"], "skipped_batches_last": run["skipped_batches_last"],
     }
     paths = {"best_checkpoint": str(out / "best.safetensors"),
              "last_checkpoint": str(out / "last.safetensors"),
@@ -344,7 +345,7 @@ def _recent_median(run: dict) -> float:
 def _record_skip(run: dict, batch_loss: float, structures: list[int]) -> None:
     run["n_skipped"] += 1
     run["consecutive_skips"] += 1
-    run["skipped_batches"] = (run["skipped_batches"] + [{
+    run["skipped_batches_last"] = (run["skipped_batches_last"] + [{
         "epoch": run["epoch"], "step": run["step"], "batch": run["batch_in_epoch"],
         "loss": batch_loss, "recent_median": _recent_median(run),
         "structures": sorted(structures),
