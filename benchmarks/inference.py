@@ -328,6 +328,11 @@ def main() -> None:
     parser.add_argument("--batched-worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--tune-allocator", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    compile_presets = [p for p in args.compile.split(",") if p]
+    unknown = sorted(set(compile_presets) - set(PRESETS))
+    if unknown:
+        parser.error(f"--compile {args.compile!r}: unknown preset(s) {unknown}; "
+                     f"choose from {', '.join(PRESETS)} (comma-separated) or '' for none")
     torch.set_num_threads(1)
     from ase import Atoms
 
@@ -351,8 +356,7 @@ def main() -> None:
     result = {"benchmark": "inference", "torch": torch.__version__, "cpu_count": os.cpu_count(),
               "load_average_start": os.getloadavg()}
     print("students", flush=True)
-    result["students"], compiled = students(mols, args.repeats,
-                                            [p for p in args.compile.split(",") if p])
+    result["students"], compiled = students(mols, args.repeats, compile_presets)
     write_json(args.out, result)  # partial results survive an interrupted run
     if compiled:
         print("head to head with GFN2-xTB at 9 atoms", flush=True)
