@@ -17,11 +17,13 @@ paracetamol, diphenhydramine, atorvastatin), medians of repeats, wall time.
 * head to head at 9 atoms: GFN2-xTB and the compiled students called in turn on the same
   rattled geometries (``head_to_head_xtb``: the median per-round ratio is immune to the
   machine's speed drifting between the sections above);
-* batched throughput (atoms/s) of the fast model for batches 1-64 (sizes timed in turn per
-  round; ``batched_64_over_8`` gives the growth from 8 to 64) with glibc malloc as is,
-  glibc tuned by ``tune_allocator`` (what the calculator does) and, when
-  ``libtcmalloc_minimal.so.4`` is installed (``apt-get install libtcmalloc-minimal4``),
-  tcmalloc via ``LD_PRELOAD``.
+* batched throughput (atoms/s) for batches 1-64 (sizes timed in turn per round;
+  ``batched_64_over_8`` gives the growth from 8 to 64): ``batched_chunked`` is the product's
+  batched path (what torch-sim's ``StudentModel`` calls: ``ChunkedEnergyAndForces``, whole
+  structures in calls of at most ``CPU_CHUNK_PAIRS`` pairs, glibc tuned by
+  ``tune_allocator``); the others are the fast model in one call per batch with glibc malloc
+  as is, glibc tuned and, when ``libtcmalloc_minimal.so.4`` is installed
+  (``apt-get install libtcmalloc-minimal4``), tcmalloc via ``LD_PRELOAD``.
 
 Students are timed through ``StudentCalculator``, which tunes glibc's allocator.
 
@@ -185,8 +187,9 @@ def teachers(mols, repeats: int) -> list[dict]:
     return out
 
 
-def batched(mols, repeats: int) -> list[dict]:
-    """Throughput of FastForceField on batches of one molecule, graphs prebuilt.
+def batched(mols, repeats: int, chunked: bool = False) -> list[dict]:
+    """Throughput of FastForceField on batches of one molecule, graphs prebuilt; with
+    ``chunked`` through ``ChunkedEnergyAndForces`` (calls of at most CPU_CHUNK_PAIRS pairs).
 
     The batch sizes of one preset and molecule are timed in turn, one call each per round
     (``max(5, repeats // 5)`` rounds after one warm-up round), so a drift of the machine's
@@ -194,13 +197,14 @@ def batched(mols, repeats: int) -> list[dict]:
     """
     from mlff_distiller import build_student, keys
     from mlff_distiller.data.graph import atoms_to_graph, collate
-    from mlff_distiller.md.fast import FastForceField
+    from mlff_distiller.md.fast import CPU_CHUNK_PAIRS, ChunkedEnergyAndForces, FastForceField
     from mlff_distiller.models.painn import edge_pairs
 
     rounds = max(5, repeats // 5)
     out = []
     for preset in PRESETS:
         fast = FastForceField(build_student(preset, elements=ELEMENTS, seed=0))
+        call = ChunkedEnergyAndForces(fast, CPU_CHUNK_PAIRS) if chunked else fast
         for n, atoms in mols.items():
             single = atoms_to_graph(atoms, fast.cutoff)
             calls = {}
@@ -209,7 +213,7 @@ def batched(mols, repeats: int) -> list[dict]:
                 species = fast.species(g[keys.ATOMIC_NUMBERS])
                 pairs, _ = edge_pairs(g[keys.EDGE_INDEX])
                 args = (g[keys.POSITIONS], species, pairs, None, g[keys.BATCH], b)
-                calls[b] = lambda f=fast, a=args: f(*a)
+                calls[b] = lambda f=call, a=args: f(*a)
             times = interleaved_ms(calls, rounds)
             for b, (ms, cpu) in times.items():
                 out.append({"preset": preset, "n_atoms": n, "batch": b, "ms": ms,
@@ -267,12 +271,13 @@ def head_to_head_xtb(atoms, compiled: dict, repeats: int) -> dict:
 
 
 def batched_under(mols_json: str, repeats: int, preload: str | None,
-                  tune: bool = False) -> list[dict]:
+                  tune: bool = False, chunked: bool = False) -> list[dict]:
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
     if preload:
         env["LD_PRELOAD"] = preload
     command = [sys.executable, __file__, "--batched-worker", "--repeats", str(repeats)]
-    done = subprocess.run(command + (["--tune-allocator"] if tune else []), input=mols_json,
+    command += (["--tune-allocator"] if tune else []) + (["--chunked"] if chunked else [])
+    done = subprocess.run(command, input=mols_json,
                           env=env, capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -327,6 +332,7 @@ def main() -> None:
                         help="presets to also time compiled (compile=True; '' for none)")
     parser.add_argument("--batched-worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--tune-allocator", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--chunked", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     compile_presets = [p for p in args.compile.split(",") if p]
     unknown = sorted(set(compile_presets) - set(PRESETS))
@@ -343,7 +349,7 @@ def main() -> None:
             assert tune_allocator()
         mols = {int(k): Atoms(numbers=v["numbers"], positions=v["positions"])
                 for k, v in json.load(sys.stdin).items()}
-        print(json.dumps(batched(mols, args.repeats)))
+        print(json.dumps(batched(mols, args.repeats, args.chunked)))
         return
 
     from mlff_distiller.fileio import write_json
@@ -368,6 +374,9 @@ def main() -> None:
     result["teachers"] = teachers(mols, args.repeats)
     write_json(args.out, result)
     print("batched", flush=True)
+    result["batched_chunked"] = batched_under(mols_json, args.repeats, None, tune=True,
+                                              chunked=True)
+    write_json(args.out, result)
     result["batched_glibc"] = batched_under(mols_json, args.repeats, None)
     result["batched_glibc_tuned"] = batched_under(mols_json, args.repeats, None, tune=True)
     write_json(args.out, result)
@@ -375,7 +384,8 @@ def main() -> None:
         result["batched_tcmalloc"] = batched_under(mols_json, args.repeats, TCMALLOC)
     result["batched_64_over_8"] = {
         key: batch_growth(result[key]) for key in
-        ("batched_glibc", "batched_glibc_tuned", "batched_tcmalloc") if key in result}
+        ("batched_chunked", "batched_glibc", "batched_glibc_tuned", "batched_tcmalloc")
+        if key in result}
     result["ratios_wall"] = ratios(result, "wall")
     result["ratios_cpu"] = ratios(result, "cpu")
     result["load_average_end"] = os.getloadavg()

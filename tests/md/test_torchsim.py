@@ -44,3 +44,28 @@ def test_batched_nvt_runs():
     r = run_nvt(student, [molecule("H2O"), molecule("CH4")], steps=5, temperature=300.0)
     assert len(r["structures"]) == 2 and r["steps"] == 5
     assert all(np.isfinite(r["temperature_K"])) and all(np.isfinite(r["energy_eV"]))
+
+
+def test_torchsim_fast_chunked_path_equals_eager_on_crystals():
+    """Periodic systems: the chunked fast path (no stress) equals the eager wrapper's energies
+    and forces (the stress path), several calls of whole systems per batch."""
+    import torch_sim as ts
+    from ase.build import bulk
+
+    from mlff_distiller.md.torchsim import StudentModel
+
+    student = perturbed_student("ultra-tiny", elements=(1, 6, 8, 14))
+    crystals = [bulk("Si", "diamond", a=5.43) * (1, 1, 2), bulk("C", "diamond", a=3.57),
+                bulk("Si", "diamond", a=5.5)]
+    for k, atoms in enumerate(crystals):
+        atoms.rattle(0.05, seed=k)
+    state = ts.io.atoms_to_state(crystals, torch.device("cpu"), torch.float64)
+    fast = StudentModel(student, compute_stress=False, max_pairs=50)
+    calls = []
+    fn = fast.energy_and_forces.fn
+    fast.energy_and_forces.fn = lambda *a: calls.append(a[5]) or fn(*a)
+    out = fast(state)
+    eager = StudentModel(student, compute_stress=True)(state)
+    assert len(calls) > 1 and sum(calls) == len(crystals)
+    torch.testing.assert_close(out["energy"], eager["energy"], rtol=0, atol=1e-10)
+    torch.testing.assert_close(out["forces"], eager["forces"], rtol=0, atol=1e-10)

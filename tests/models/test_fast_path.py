@@ -15,6 +15,7 @@ from mlff_distiller import StudentCalculator, keys, testing
 from mlff_distiller.data.graph import atoms_to_graph, collate
 from mlff_distiller.data.neighbors import neighbor_list
 from mlff_distiller.md.fast import (
+    ChunkedEnergyAndForces,
     FastForceField,
     VerletNeighborList,
     edges_from_pairs,
@@ -155,6 +156,58 @@ def test_fast_model_scripted_and_batched_equal_eager(student64):
     ref = student64(graph)
     torch.testing.assert_close(energy, ref[keys.ENERGY].detach(), rtol=0, atol=1e-10)
     torch.testing.assert_close(forces, ref[keys.FORCES], rtol=0, atol=1e-10)
+
+
+def _mixed_batch(model):
+    """Molecules and a periodic crystal in one collated graph, float64; (args, graph):
+    args as FastForceField.forward takes them, pairs in shuffled order."""
+    si = bulk("Si", "diamond", a=5.43)
+    si.rattle(0.05, seed=1)
+    structures = [molecule("H2O"), molecule("CH3CONH2"), si, molecule("CH4"), molecule("C6H6")]
+    graph = collate([atoms_to_graph(s, model.cutoff, dtype=torch.float64) for s in structures])
+    pairs, pair_shift = edge_pairs(graph[keys.EDGE_INDEX], graph[keys.EDGE_SHIFT])
+    order = torch.randperm(pairs.shape[1], generator=torch.Generator().manual_seed(0))
+    pairs, pair_shift = pairs[:, order], pair_shift[order]
+    cells = graph[keys.CELL][graph[keys.BATCH][pairs[0]]]
+    shift_vectors = torch.einsum("pk,pkj->pj", pair_shift, cells)
+    species = model.energy_model.element_index(graph[keys.ATOMIC_NUMBERS])
+    args = (graph[keys.POSITIONS], species, pairs, shift_vectors, graph[keys.BATCH],
+            len(structures))
+    return args, graph
+
+
+@pytest.mark.parametrize("max_pairs", [1, 40, 100, None])
+def test_chunked_batch_equals_one_call_and_eager(student64, max_pairs):
+    args, graph = _mixed_batch(student64)
+    fast = FastForceField(student64)
+    calls = []
+
+    def recording(*a):
+        calls.append((a[2].shape[1], a[5]))
+        return fast(*a)
+
+    energy, forces = ChunkedEnergyAndForces(recording, max_pairs)(*args)
+    ref = student64(graph)
+    torch.testing.assert_close(energy, ref[keys.ENERGY].detach(), rtol=0, atol=1e-10)
+    torch.testing.assert_close(forces, ref[keys.FORCES], rtol=0, atol=1e-10)
+    assert sum(n for _, n in calls) == 5 and sum(p for p, _ in calls) == args[2].shape[1]
+    # every call within the budget unless it holds a single structure
+    assert all(p <= (max_pairs or p) or n == 1 for p, n in calls)
+    expected_calls = {1: 5, None: 1}.get(max_pairs)
+    assert expected_calls is None or len(calls) == expected_calls
+    if max_pairs in (40, 100):
+        assert 1 < len(calls) < 5
+
+
+def test_chunked_batch_needs_contiguous_structures(student64):
+    from mlff_distiller import InputError
+
+    positions, species, pairs, shift_vectors, batch, n = _mixed_batch(student64)[0]
+    chunked = ChunkedEnergyAndForces(FastForceField(student64), 40)
+    with pytest.raises(InputError, match="non-decreasing"):
+        chunked(positions, species, pairs, shift_vectors, batch.flip(0), n)
+    with pytest.raises(InputError, match="max_pairs"):
+        ChunkedEnergyAndForces(FastForceField(student64), 0)
 
 
 def test_fast_model_is_a_frozen_copy(student64):

@@ -15,6 +15,8 @@ eager :class:`~mlff_distiller.models.forces.ForceField` in eval mode, less work 
   every call (the calculator calls it).
 * :class:`CompiledEnergyAndForces` compiles energy and forces ahead of time into one
   AOTInductor program (dynamic shapes) for long MD runs; compiling costs tens of seconds.
+* :class:`ChunkedEnergyAndForces` evaluates a batch of many structures in groups of about
+  :data:`CPU_CHUNK_PAIRS` pairs on a CPU, so throughput does not fall as the batch grows.
 
 Shapes: ``N`` atoms, ``E`` directed edges, ``P`` pairs (E = 2P), ``B`` structures.
 """
@@ -36,6 +38,7 @@ from mlff_distiller.errors import InputError
 from mlff_distiller.models.forces import ForceField
 
 DEFAULT_SKIN = 0.5  # Å, Verlet skin of the calculator's neighbour list
+CPU_CHUNK_PAIRS = 1024  # pairs per call of a chunked batch on a CPU (ChunkedEnergyAndForces)
 
 
 _ALLOCATOR_TUNED = False
@@ -279,6 +282,77 @@ class CompiledEnergyAndForces:
         return runner.loader.run
 
 
+class ChunkedEnergyAndForces:
+    """``fn`` (a :class:`FastForceField` or :class:`CompiledEnergyAndForces`) over a batch of
+    structures, called on consecutive groups of whole structures of at most ``max_pairs``
+    pairs each (a structure with more pairs is a group of its own).
+
+    Same arguments and results as :meth:`FastForceField.forward`; ``batch`` must be
+    non-decreasing (structures contiguous, as :func:`~mlff_distiller.data.graph.collate`
+    builds them), pairs may come in any order.
+
+    Why: on a CPU one call's edge tensors (P pairs x 3F floats, per layer) outgrow the
+    caches as the batch grows. ``original`` at 1 thread, 64 copies of a 76-atom molecule
+    (58,560 pairs) in one call ran at 765 atoms/s, against 2,600-3,000 atoms/s in groups of
+    1-16 structures; every preset and size peaked between about 500 and 2,000 pairs per call
+    (``benchmarks/inference.py``). On a GPU, where big calls pay, use ``max_pairs=None``
+    (one call), which :func:`chunk_pairs_for` gives for non-CPU devices.
+    """
+
+    def __init__(self, fn: Callable[..., tuple[Tensor, Tensor]],
+                 max_pairs: int | None = CPU_CHUNK_PAIRS) -> None:
+        if max_pairs is not None and not max_pairs >= 1:
+            raise InputError(f"max_pairs={max_pairs} (expected an integer >= 1, or None)")
+        self.fn = fn
+        self.max_pairs = max_pairs
+
+    def __call__(self, positions: Tensor, species: Tensor, pairs: Tensor,
+                 shift_vectors: Tensor | None, batch: Tensor, n_structures: int
+                 ) -> tuple[Tensor, Tensor]:
+        if self.max_pairs is None or n_structures == 1 or pairs.shape[1] <= self.max_pairs:
+            return self.fn(positions, species, pairs, shift_vectors, batch, n_structures)
+        if bool((batch[1:] < batch[:-1]).any()):
+            raise InputError("ChunkedEnergyAndForces: batch (N,) must be non-decreasing "
+                             "(each structure's atoms contiguous, as collate builds them)")
+        pair_structure = batch.index_select(0, pairs[0])
+        if bool((pair_structure[1:] < pair_structure[:-1]).any()):
+            order = torch.argsort(pair_structure, stable=True)
+            pairs, pair_structure = pairs[:, order], pair_structure[order]
+            shift_vectors = None if shift_vectors is None else shift_vectors[order]
+        energies, forces = [], []
+        for s0, s1, a0, a1, p0, p1 in self._groups(batch, pair_structure, n_structures):
+            energy, force = self.fn(
+                positions[a0:a1], species[a0:a1], pairs[:, p0:p1] - a0,
+                None if shift_vectors is None else shift_vectors[p0:p1],
+                batch[a0:a1] - s0, s1 - s0,
+            )
+            energies.append(energy)
+            forces.append(force)
+        return torch.cat(energies), torch.cat(forces)
+
+    def _groups(self, batch: Tensor, pair_structure: Tensor, n_structures: int
+                ) -> list[tuple[int, int, int, int, int, int]]:
+        """(first, end) structure, atom and pair ranges of each group, greedily filled."""
+        atom_counts = torch.bincount(batch, minlength=n_structures).tolist()
+        pair_counts = torch.bincount(pair_structure, minlength=n_structures).tolist()
+        groups, start, atom, pair = [], 0, 0, 0
+        atoms_in = pairs_in = 0
+        for s in range(n_structures):
+            if s > start and pairs_in + pair_counts[s] > self.max_pairs:
+                groups.append((start, s, atom, atom + atoms_in, pair, pair + pairs_in))
+                start, atom, pair = s, atom + atoms_in, pair + pairs_in
+                atoms_in = pairs_in = 0
+            atoms_in += atom_counts[s]
+            pairs_in += pair_counts[s]
+        groups.append((start, n_structures, atom, atom + atoms_in, pair, pair + pairs_in))
+        return groups
+
+
+def chunk_pairs_for(device: torch.device | str) -> int | None:
+    """:data:`CPU_CHUNK_PAIRS` on a CPU; None (the whole batch in one call) elsewhere."""
+    return CPU_CHUNK_PAIRS if torch.device(device).type == "cpu" else None
+
+
 def _example_inputs(fast: FastForceField, periodic: bool, like: Tensor) -> list[Tensor]:
     """Tracing inputs: 5 atoms within the cutoff, all 10 pairs (no size of 0 or 1, which
     tracing would specialise to); dtype and device of ``like``."""
@@ -301,10 +375,13 @@ def edges_from_pairs(pairs: np.ndarray, pair_shift: np.ndarray
 
 
 __all__ = [
+    "CPU_CHUNK_PAIRS",
     "DEFAULT_SKIN",
+    "ChunkedEnergyAndForces",
     "CompiledEnergyAndForces",
     "FastForceField",
     "VerletNeighborList",
+    "chunk_pairs_for",
     "edges_from_pairs",
     "tune_allocator",
 ]

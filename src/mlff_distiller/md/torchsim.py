@@ -2,9 +2,12 @@
 
 Needs the ``torchsim`` extra (``pip install -c constraints.txt 'mlff-distiller[torchsim]'``,
 torch-sim-atomistic 0.3.x). Neighbour lists come from :mod:`mlff_distiller.data.graph`
-(vesin, on CPU); energy, forces and stress from the student's autograd wrapper. Stress uses
-ASE's sign convention (1/V dE/dstrain), as torch-sim does; it is zero for non-periodic
-systems.
+(vesin, on CPU). Energies and forces come from the fast path
+(:class:`~mlff_distiller.md.fast.FastForceField`, in groups of whole systems of about
+:data:`~mlff_distiller.md.fast.CPU_CHUNK_PAIRS` pairs on a CPU, so a big batch runs as fast
+per atom as a small one); stress, and energy without forces, from the student's autograd
+wrapper. Stress uses ASE's sign convention (1/V dE/dstrain), as torch-sim does; it is zero
+for non-periodic systems.
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ import torch
 from mlff_distiller import keys
 from mlff_distiller.data.graph import collate, structure_graph
 from mlff_distiller.errors import InputError
+from mlff_distiller.md.fast import ChunkedEnergyAndForces, FastForceField, chunk_pairs_for
 from mlff_distiller.models.forces import ForceField
+from mlff_distiller.models.painn import edge_pairs
 
 try:
     import torch_sim as ts
@@ -44,6 +49,10 @@ class StudentModel(ModelInterface):
         device: torch device (default CPU).
         dtype: float dtype of the simulation (torch-sim defaults to float64).
         compute_stress: also return stress (needed by NPT / cell relaxation).
+        compute_forces: also return forces.
+        max_pairs: pairs per call of the fast path (whole systems per call); default
+            :func:`~mlff_distiller.md.fast.chunk_pairs_for` the device (CPU: 1024, GPU: the
+            whole batch in one call).
     """
 
     def __init__(
@@ -53,6 +62,7 @@ class StudentModel(ModelInterface):
         dtype: torch.dtype = torch.float64,
         compute_stress: bool = True,
         compute_forces: bool = True,
+        max_pairs: int | None | str = "auto",
     ) -> None:
         _require()
         super().__init__()
@@ -66,6 +76,9 @@ class StudentModel(ModelInterface):
         self._compute_forces = bool(compute_forces)
         self._memory_scales_with = "n_atoms_x_density"
         self.model = student.to(device=self._device, dtype=dtype).eval()
+        self.fast = FastForceField(self.model)
+        self.energy_and_forces = ChunkedEnergyAndForces(
+            self.fast, chunk_pairs_for(self._device) if max_pairs == "auto" else max_pairs)
 
     def forward(self, state: Any, **kwargs) -> dict[str, torch.Tensor]:
         if isinstance(state, dict):
@@ -90,7 +103,11 @@ class StudentModel(ModelInterface):
         graph[keys.POSITIONS] = state.positions[order].detach().to(self._dtype)
         graph[keys.CELL] = state.row_vector_cell.detach().to(self._dtype)
         want_stress = self._compute_stress and bool(pbc.all())
-        out = self.model(graph, compute_forces=self._compute_forces, compute_stress=want_stress)
+        if self._compute_forces and not want_stress:
+            out = self._fast_forward(graph, state.n_systems)
+        else:
+            out = self.model(graph, compute_forces=self._compute_forces,
+                             compute_stress=want_stress)
         result = {"energy": out[keys.ENERGY].detach()}
         if self._compute_forces:
             forces = torch.empty_like(out[keys.FORCES])
@@ -101,6 +118,20 @@ class StudentModel(ModelInterface):
                                 torch.zeros(state.n_systems, 3, 3, dtype=self._dtype,
                                             device=self._device))
         return result
+
+    def _fast_forward(self, graph: dict[str, torch.Tensor], n_systems: int
+                      ) -> dict[str, torch.Tensor]:
+        """Energies (B,) and forces (N, 3) of a collated graph by the chunked fast path."""
+        pairs, pair_shift = edge_pairs(graph[keys.EDGE_INDEX], graph[keys.EDGE_SHIFT])
+        batch = graph[keys.BATCH]
+        shift_vectors = None
+        if bool(graph[keys.PBC].any()):
+            cells = graph[keys.CELL].index_select(0, batch.index_select(0, pairs[0]))
+            shift_vectors = torch.einsum("pk,pkj->pj", pair_shift, cells)
+        energy, forces = self.energy_and_forces(
+            graph[keys.POSITIONS], self.fast.species(graph[keys.ATOMIC_NUMBERS]), pairs,
+            shift_vectors, batch, n_systems)
+        return {keys.ENERGY: energy, keys.FORCES: forces}
 
 
 def run_nvt(
