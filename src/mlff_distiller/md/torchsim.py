@@ -21,7 +21,12 @@ import torch
 from mlff_distiller import keys
 from mlff_distiller.data.graph import collate, structure_graph
 from mlff_distiller.errors import InputError
-from mlff_distiller.md.fast import ChunkedEnergyAndForces, FastForceField, chunk_pairs_for
+from mlff_distiller.md.fast import (
+    ChunkedEnergyAndForces,
+    FastForceField,
+    chunk_pairs_for,
+    tune_allocator,
+)
 from mlff_distiller.models.forces import ForceField
 from mlff_distiller.models.painn import edge_pairs
 
@@ -76,7 +81,8 @@ class StudentModel(ModelInterface):
         self._compute_forces = bool(compute_forces)
         self._memory_scales_with = "n_atoms_x_density"
         self.model = student.to(device=self._device, dtype=dtype).eval()
-        self.fast = FastForceField(self.model)
+        self.fast = FastForceField(self.model)  # a frozen copy, as the calculator's
+        tune_allocator()  # as the calculator does: big batches otherwise page-fault each call
         self.energy_and_forces = ChunkedEnergyAndForces(
             self.fast, chunk_pairs_for(self._device) if max_pairs == "auto" else max_pairs)
 
