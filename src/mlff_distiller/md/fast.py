@@ -293,10 +293,10 @@ class ChunkedEnergyAndForces:
 
     Why: on a CPU one call's edge tensors (P pairs x 3F floats, per layer) outgrow the
     caches as the batch grows. ``original`` at 1 thread, 64 copies of a 76-atom molecule
-    (58,560 pairs) in one call ran at 765 atoms/s, against 2,600-3,000 atoms/s in groups of
-    1-16 structures; every preset and size peaked between about 500 and 2,000 pairs per call
-    (``benchmarks/inference.py``). On a GPU, where big calls pay, use ``max_pairs=None``
-    (one call), which :func:`chunk_pairs_for` gives for non-CPU devices.
+    (58,560 pairs): 1,010 atoms/s in one call, 3,000 in groups of 1,024 pairs, 3,390 one
+    structure per call (``benchmarks/inference.py``, one run); every preset and size peaked
+    between about 500 and 2,000 pairs per call. On a GPU, where big calls pay, use
+    ``max_pairs=None`` (one call), which :func:`chunk_pairs_for` gives for non-CPU devices.
     """
 
     def __init__(self, fn: Callable[..., tuple[Tensor, Tensor]],
