@@ -3,7 +3,7 @@ the package's organic molecule set, scored on molecules held out from training; 
 PaiNN on the same data and budget as the reference.
 
 Data: the labeled, molecule-split dataset of the packaged recipe (``configs/organic.yaml``:
-383 molecules, conformers, rattles, bond scans, 300 K and 600 K SevenNet-0 Langevin MD),
+718 molecules, conformers, rattles, bond scans, 300 K and 600 K SevenNet-0 Langevin MD),
 made by its generate/label/split stages:
   .venv/bin/mlffd distill configs/organic.yaml      # -> runs/organic/split/data.h5
 The benchmark copies it into --work and never changes its splits.

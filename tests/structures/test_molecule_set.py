@@ -40,3 +40,22 @@ def test_default_set_embeds_in_3d():
         (atoms,) = embed_conformers(smiles, 1, seed=0, optimize=False)
         assert len(atoms) == Chem.AddHs(Chem.MolFromSmiles(smiles)).GetNumAtoms(), name
         assert min_pair_distance(atoms) > 0.8, name
+
+
+@pytest.mark.parametrize("name", SETS)
+def test_no_molecule_twice_as_tautomer_stereoisomer_or_charge_state(name):
+    """Two entries of one molecule could land in train and test: a leak into held-out scores."""
+    from rdkit import RDLogger
+    from rdkit.Chem.MolStandardize import rdMolStandardize
+
+    RDLogger.DisableLog("rdApp.*")
+    try:
+        tautomers, uncharger = rdMolStandardize.TautomerEnumerator(), rdMolStandardize.Uncharger()
+        seen: dict[str, str] = {}
+        for _, smiles, mol in read_smiles_file(packaged_molecule_sets()[name])[0]:
+            parent = tautomers.Canonicalize(uncharger.uncharge(Chem.MolFromSmiles(smiles)))
+            key = Chem.MolToSmiles(parent, isomericSmiles=False)
+            assert key not in seen, f"{mol} is {seen[key]} again"
+            seen[key] = mol
+    finally:
+        RDLogger.EnableLog("rdApp.*")
