@@ -39,11 +39,17 @@ def test_label_split_info_export_import_merge(tmp_path):
     back = json.loads(_ok(["data", "import", str(tmp_path / "train.extxyz"), "--out",
                            str(tmp_path / "back.h5"), "--json"]))
     assert back["n_structures"] == summary["train"]["structures"]
+    kept = json.loads(_ok(["data", "filter", data, "--out", str(tmp_path / "f.h5"),
+                           "--min-bond-fraction", "0.6", "--max-force", "1e4", "--json"]))
+    assert kept["n_structures"] == 16 and kept["dropped_structures"] == []
+    assert "dropped_structures" not in _ok(["data", "filter", data, "--out",
+                                            str(tmp_path / "g.h5"), "--max-force", "1e4"])
 
 
 @pytest.mark.parametrize("args, message", [
     (["data", "info", "missing.h5"], "no such file"),
     (["data", "split", "missing.h5"], "no such file"),
+    (["data", "filter", "missing.h5", "--out", "f.h5", "--max-force", "1"], "no such file"),
     (["label", "missing.extxyz", "--teacher", "xtb", "--out", "x.h5"], "no such file"),
 ])
 def test_bad_input_is_an_input_error(args, message, tmp_path, monkeypatch):

@@ -39,13 +39,14 @@ app.command()(training.info)
 app.command()(structures.generate)
 app.command()(structures.teachers)
 
-data_app = typer.Typer(help="Inspect, split, merge, import and export labeled datasets.",
+data_app = typer.Typer(help="Inspect, split, merge, filter, import and export labeled datasets.",
                        no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.command()(data.label)
 data_app.command("info")(data.data_info)
 data_app.command("split")(data.data_split)
 data_app.command("merge")(data.data_merge)
+data_app.command("filter")(data.data_filter)
 data_app.command("import")(data.data_import)
 data_app.command("export")(data.data_export)
 

@@ -1,5 +1,5 @@
 """Labeled datasets: `mlffd label` (teacher labels into HDF5) and the `mlffd data` commands
-(info, split, merge, import, export)."""
+(info, split, merge, filter, import, export)."""
 
 from __future__ import annotations
 
@@ -127,6 +127,27 @@ def data_merge(
     from mlff_distiller.data.merge import merge_datasets
 
     print_summary(merge_datasets(inputs, out), as_json, f"merged into {out}")
+
+
+def data_filter(
+    dataset: str = typer.Argument(..., help="Dataset file (.h5)."),
+    out: str = typer.Option(..., "--out", help="Filtered dataset file to write."),
+    min_bond_fraction: float = typer.Option(
+        None, help="Drop structures with an atom pair closer than this fraction of the sum "
+        "of their covalent radii (0.6 = what `mlffd generate` rejects)."),
+    max_force: float = typer.Option(None, help="Drop structures with a force component "
+                                    "above this (eV/Å): teacher outliers."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON (with every dropped "
+                                 "structure)."),
+) -> None:
+    """Drop crushed geometries and label outliers; keeps teacher, molecules and splits."""
+    from mlff_distiller.data.filter import filter_dataset
+
+    summary = filter_dataset(dataset, out, min_bond_fraction=min_bond_fraction,
+                             max_force=max_force)
+    if not as_json:
+        summary = {k: v for k, v in summary.items() if k != "dropped_structures"}
+    print_summary(summary, as_json, f"filtered {dataset}")
 
 
 def data_import(
