@@ -106,9 +106,10 @@ def test_nan_loss_stops_naming_the_batch_and_keeps_last_good_checkpoint(tmp_path
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
-def test_loss_spike_is_skipped_and_named(tmp_path):
+def test_loss_spike_is_skipped_and_named(tmp_path, capfd):
     """A structure whose labels are far off (forces x 1e4) spikes the loss once the guard
-    watches (after 20 steps): its batches are skipped and named in metrics.json and the log."""
+    watches (after 20 steps): its batches are skipped and named in metrics.json and the log.
+    It is left out of the loss scales, with a warning naming it."""
     structures, ids = rattled(10, names=("H2O", "CH4", "CH3OH"))  # train, val, train
     labels = teacher_labels(make_teacher(), structures)
     runs = {}
@@ -125,6 +126,10 @@ def test_loss_spike_is_skipped_and_named(tmp_path):
         runs[name] = train_student(data, STUDENT_CONFIG, config, tmp_path / name)["metrics"]
     clean, outlier = runs["clean"], runs["outlier"]
     assert clean["skipped_batches"] == 0
+    assert clean["scale_outliers"] == [] and outlier["scale_outliers"] == [3]
+    assert outlier["scales"] == clean["scales"]  # the same structures set the scales
+    err = capfd.readouterr().err
+    assert "dataset structures [3]" in err and "left out of the loss scales" in err
     skipped = outlier["skipped_batches_last"]
     assert outlier["skipped_batches"] == len(skipped) >= 3  # once per epoch after step 20
     assert all(s["structures"] == [3] and s["loss"] > 1000 * s["recent_median"]

@@ -35,10 +35,29 @@ def fit_element_energies(
     return solution
 
 
+#: a structure whose RMS force exceeds this multiple of the median structure's is a label
+#: outlier for the loss scales (in the organic set the largest real ratio is about 30)
+FORCE_OUTLIER_FACTOR = 100.0
+
+
+def force_outliers(graphs: Sequence[dict[str, Tensor]],
+                   factor: float = FORCE_OUTLIER_FACTOR) -> list[int]:
+    """Positions in ``graphs`` of structures whose RMS force component is more than
+    ``factor`` times the median over structures (none when the median is 0)."""
+    rms = np.array([float(g[keys.FORCES].double().pow(2).mean().sqrt()) if g[keys.FORCES].numel()
+                    else 0.0 for g in graphs])
+    median = float(np.median(rms)) if len(rms) else 0.0
+    if median <= 0:
+        return []
+    return np.flatnonzero(rms > factor * median).tolist()
+
+
 def fit_scales(
-    graphs: Sequence[dict[str, Tensor]], elements: Sequence[int], element_energies: np.ndarray
+    graphs: Sequence[dict[str, Tensor]], elements: Sequence[int], element_energies: np.ndarray,
+    exclude: Sequence[int] = (),
 ) -> LossScales:
-    """Scales of the loss terms measured on the training split.
+    """Scales of the loss terms measured on the training split, without the structures at
+    positions ``exclude`` (label outliers, see :func:`force_outliers`).
 
     ``forces``: RMS force component; ``energy``: the same (the network's output unit), or
     the residual per-atom energy RMS when all forces vanish; ``stress``: RMS stress component
@@ -49,6 +68,8 @@ def fit_scales(
     resid_sq = 0.0
     stress_sq = stress_n = 0.0
     hess_sq = hess_n = 0.0
+    skip = set(exclude)
+    graphs = [g for k, g in enumerate(graphs) if k not in skip]
     for g in graphs:
         forces = g[keys.FORCES].double()
         force_sq += float((forces**2).sum())

@@ -39,9 +39,11 @@ from mlff_distiller.training.loss import (
     summarize_errors,
 )
 from mlff_distiller.training.normalization import (
+    FORCE_OUTLIER_FACTOR,
     apply_normalization,
     fit_element_energies,
     fit_scales,
+    force_outliers,
 )
 from mlff_distiller.training.optim import EMA, LRSchedule
 from mlff_distiller.training.state import (
@@ -123,7 +125,10 @@ def fit(
     model = build_student(model_config, elements=train.elements, cutoff=cutoff,
                           seed=config.seed).to(dtype)
     element_energies = fit_element_energies(train.graphs, train.elements)
-    scales = fit_scales(train.graphs, train.elements, element_energies)
+    outliers = force_outliers(train.graphs)
+    if outliers and info.is_main:
+        _warn_force_outliers(train, outliers, data_info.get("dataset", "in memory"))
+    scales = fit_scales(train.graphs, train.elements, element_energies, exclude=outliers)
     apply_normalization(model, element_energies, scales.energy)
     model = model.to(info.device).train()
     ema_model = copy.deepcopy(model).eval()
@@ -281,6 +286,7 @@ def fit(
         "element_energies": dict(zip(map(int, train.elements), element_energies.tolist(),
                                      strict=True)),
         "scales": scales.__dict__, "validation_source": meta["validation_source"],
+        "scale_outliers": [_structure_name(train.graphs[i], i) for i in outliers],
         "skipped_batches": run["n_skipped"], "skipped_batches_last": run["skipped_batches_last"],
     }
     paths = {"best_checkpoint": str(out / "best.safetensors"),
@@ -301,6 +307,20 @@ def check_labels_finite(data: GraphSet) -> None:
             f"{data.name} split: non-finite energy or forces in structure(s) {bad[:20]}; "
             "relabel them or drop them from the dataset"
         )
+
+
+def _warn_force_outliers(train: GraphSet, outliers: list[int], dataset: str) -> None:
+    """Say which training structures are left out of the loss scales, and how to drop them."""
+    from rich.console import Console
+
+    names = [_structure_name(train.graphs[i], i) for i in outliers]
+    worst = max(float(train.graphs[i][keys.FORCES].abs().max()) for i in outliers)
+    Console(stderr=True).print(
+        f"[yellow]warning[/]: {len(names)} training structure(s) of {dataset} have RMS forces "
+        f"over {FORCE_OUTLIER_FACTOR:g}x the median structure's (dataset structures "
+        f"{names[:20]}, largest component {worst:.4g} eV/Å): left out of the loss scales; "
+        "they are still trained on. If they are wrong labels, drop them with `mlffd data "
+        "filter DATA.h5 --out CLEAN.h5 --max-force X`", highlight=False)
 
 
 def _structure_name(graph: dict, position: int) -> int:
