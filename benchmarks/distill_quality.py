@@ -6,7 +6,10 @@ Data: the labeled, molecule-split dataset of the packaged recipe (``configs/orga
 718 molecules, conformers, rattles, bond scans, 300 K and 600 K SevenNet-0 Langevin MD),
 made by its generate/label/split stages:
   .venv/bin/mlffd distill configs/organic.yaml      # -> runs/organic/split/data.h5
-The benchmark copies it into --work and never changes its splits.
+Any other dataset split by molecule works through --dataset, e.g. labels of one teacher
+merged and cleaned with `mlffd data merge` and `mlffd data filter --min-bond-fraction 0.6`
+(how the README's 718-molecule numbers were made). The benchmark copies it into --work and
+never changes its splits.
 
 Stages (each cached in --work; rerun to continue):
   ours     train original / tiny / ultra-tiny with training.train_student for --budget-s
