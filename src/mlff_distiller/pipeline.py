@@ -118,14 +118,25 @@ def _label(config: DistillConfig, pool: Path, stage_dir: Path) -> dict:
 
 
 def _split(config: DistillConfig, labeled: Path, stage_dir: Path) -> dict:
+    """Copy the labels (without the structures ``min_bond_fraction`` / ``max_force`` drop,
+    when given) into the stage and split them by molecule."""
+    from mlff_distiller.data.filter import filter_dataset
     from mlff_distiller.data.splits import split_dataset
 
     target = stage_dir / "data.h5"
-    with atomic_path(target) as tmp:
-        shutil.copyfile(labeled, tmp)
     split = {"ratios": (0.8, 0.1, 0.1), "seed": 0, **config.split}
-    counts = split_dataset(target, overwrite=True, **split)
-    return {"dataset": str(target), "splits": counts}
+    criteria = {k: split.pop(k) for k in ("min_bond_fraction", "max_force") if k in split}
+    out = {"dataset": str(target)}
+    if any(v is not None for v in criteria.values()):
+        target.unlink(missing_ok=True)  # this stage is being (re)made
+        summary = filter_dataset(labeled, target, **criteria)
+        out["filtered"] = {k: summary[k] for k in ("criteria", "dropped", "dropped_by_reason",
+                                                   "dropped_structures")}
+    else:
+        with atomic_path(target) as tmp:
+            shutil.copyfile(labeled, tmp)
+    out["splits"] = split_dataset(target, overwrite=True, **split)
+    return out
 
 
 def _train_all(config: DistillConfig, dataset: dict, stage, suffix: str) -> dict[str, dict]:

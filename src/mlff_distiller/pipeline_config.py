@@ -52,6 +52,12 @@ class OnPolicyConfig:
 DEFAULT_EXPORT_FORMATS = ("torchscript", "onnx")  # when the export section names none
 
 
+#: keys of the ``split:`` section: ``data.splits.split_dataset`` arguments, and the
+#: ``data.filter.filter_dataset`` criteria applied to the labels before splitting
+SPLIT_KEYS = ("ratios", "seed", "train_ids", "val_ids", "test_ids", "min_bond_fraction",
+              "max_force")
+
+
 @dataclass(frozen=True)
 class DistillConfig:
     """A whole distillation run (see ``configs/demo.yaml``)."""
@@ -64,6 +70,7 @@ class DistillConfig:
     generate: dict = field(default_factory=dict)  # GenerateConfig fields (out/teacher are set)
     label: dict = field(default_factory=dict)  # workers, chunk_size, hessian_rows, ray_address
     split: dict = field(default_factory=lambda: {"ratios": [0.8, 0.1, 0.1], "seed": 0})
+    #              (+ min_bond_fraction / max_force: drop such structures first, see SPLIT_KEYS)
     train: dict = field(default_factory=dict)  # TrainConfig fields for every preset
     train_overrides: dict = field(default_factory=dict)  # preset -> TrainConfig fields
     onpolicy: OnPolicyConfig = field(default_factory=OnPolicyConfig)
@@ -90,6 +97,9 @@ class DistillConfig:
                 raise InputError(f"train_overrides: {preset!r} is not a preset "
                                  f"{list(PRESET_NAMES)}")
         # Validate the stage sections now, so a typo fails before hours of labeling.
+        unknown_split = sorted(set(self.split) - set(SPLIT_KEYS))
+        if unknown_split:
+            raise InputError(f"split: unknown key(s) {unknown_split}; known: {list(SPLIT_KEYS)}")
         self.generate_config(Path(self.run_dir) / "pool.extxyz")
         for preset in self.students:
             self.train_config(preset)

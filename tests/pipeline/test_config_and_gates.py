@@ -25,6 +25,7 @@ def test_demo_config_loads_and_overrides(tmp_path):
     ({"md": {"nve_stepz": 2}}, "nve_stepz"),
     ({"onpolicy": {"roundz": 1}}, "roundz"),
     ({"bogus_section": {}}, "bogus_section"),
+    ({"split": {"ratio": [0.8, 0.1, 0.1]}}, "ratio"),
 ])
 def test_typos_fail_before_any_work(data, match):
     with pytest.raises(InputError, match=match):
