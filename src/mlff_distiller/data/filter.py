@@ -49,6 +49,7 @@ def filter_dataset(path: str | os.PathLike, out_path: str | os.PathLike,
         raise InputError("data filter: --out must differ from the input file")
     if out.exists():
         raise InputError(f"data filter: output {out} exists; choose another --out or delete it")
+    criteria = {"min_bond_fraction": min_bond_fraction, "max_force": max_force}
     dropped: list[dict] = []
     with open_dataset(src) as f:
         meta = read_metadata(f)
@@ -69,26 +70,23 @@ def filter_dataset(path: str | os.PathLike, out_path: str | os.PathLike,
                     writer.append(select_structures(block, keep))
                 failures = read_failures(f)
                 writer.add_failures([i for i, _ in failures], [r for _, r in failures])
-                criteria = {"min_bond_fraction": min_bond_fraction, "max_force": max_force}
-                new_meta = {k: v for k, v in meta.items()
-                            if k not in ("content_hash", "n_structures", "n_atoms", "format",
-                                         "units", "created", "recipe")}
-                new_meta["recipe"] = {"filtered_from": {
-                    "file": str(src), "content_hash": meta.get("content_hash"),
-                    "recipe": meta.get("recipe", {})}, "criteria": criteria}
-                new_meta["created"] = datetime.now(UTC).isoformat(timespec="seconds")
                 if len(dropped) == n:
                     raise InputError(f"data filter: every one of the {n} structures of {src} "
                                      f"failed the criteria {criteria}; loosen them")
                 if splits is not None:
                     _write_splits(writer, splits)
-                content_hash = writer.finish(new_meta)
+                # the writer sets the file's own attributes (hash, counts, format, units)
+                content_hash = writer.finish({
+                    **meta, "created": datetime.now(UTC).isoformat(timespec="seconds"),
+                    "recipe": {"filtered_from": {"file": str(src),
+                                                 "content_hash": meta.get("content_hash"),
+                                                 "recipe": meta.get("recipe", {})},
+                               "criteria": criteria}})
             except BaseException:
                 writer.abort()
                 raise
-    kept = n - len(dropped)
     return {"dataset": str(out), "input": str(src), "criteria": criteria,
-            "n_structures": kept, "dropped": len(dropped),
+            "n_structures": n - len(dropped), "dropped": len(dropped),
             "dropped_by_reason": dict(Counter(d["reason"].split(" ")[0] for d in dropped)),
             "dropped_structures": dropped, "content_hash": content_hash}
 

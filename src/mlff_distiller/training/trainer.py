@@ -126,8 +126,9 @@ def fit(
                           seed=config.seed).to(dtype)
     element_energies = fit_element_energies(train.graphs, train.elements)
     outliers = force_outliers(train.graphs)
+    outlier_names = [_structure_name(train.graphs[i], i) for i in outliers]
     if outliers and info.is_main:
-        _warn_force_outliers(train, outliers, data_info.get("dataset", "in memory"))
+        _warn_force_outliers(train, outliers, outlier_names, data_info.get("dataset", "in memory"))
     scales = fit_scales(train.graphs, train.elements, element_energies, exclude=outliers)
     apply_normalization(model, element_energies, scales.energy)
     model = model.to(info.device).train()
@@ -286,7 +287,7 @@ def fit(
         "element_energies": dict(zip(map(int, train.elements), element_energies.tolist(),
                                      strict=True)),
         "scales": scales.__dict__, "validation_source": meta["validation_source"],
-        "scale_outliers": [_structure_name(train.graphs[i], i) for i in outliers],
+        "scale_outliers": outlier_names,
         "skipped_batches": run["n_skipped"], "skipped_batches_last": run["skipped_batches_last"],
     }
     paths = {"best_checkpoint": str(out / "best.safetensors"),
@@ -309,11 +310,12 @@ def check_labels_finite(data: GraphSet) -> None:
         )
 
 
-def _warn_force_outliers(train: GraphSet, outliers: list[int], dataset: str) -> None:
-    """Say which training structures are left out of the loss scales, and how to drop them."""
+def _warn_force_outliers(train: GraphSet, outliers: list[int], names: list[int],
+                         dataset: str) -> None:
+    """Say which training structures (positions ``outliers``, dataset structures ``names``)
+    are left out of the loss scales, and how to drop them."""
     from rich.console import Console
 
-    names = [_structure_name(train.graphs[i], i) for i in outliers]
     worst = max(float(train.graphs[i][keys.FORCES].abs().max()) for i in outliers)
     Console(stderr=True).print(
         f"[yellow]warning[/]: {len(names)} training structure(s) of {dataset} have RMS forces "
