@@ -16,7 +16,7 @@ runner = CliRunner()
 def _ok(args):
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output + repr(result.exception)
-    return result.output
+    return result.stdout  # progress bars go to stderr
 
 
 def test_label_split_info_export_import_merge(tmp_path):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mlff_distiller.data.labeling import progress_bar
 from mlff_distiller.data.schema import (
     DatasetWriter,
     open_dataset,
@@ -22,7 +23,7 @@ from mlff_distiller.fileio import atomic_path
 
 def filter_dataset(path: str | os.PathLike, out_path: str | os.PathLike,
                    min_bond_fraction: float | None = None, max_force: float | None = None,
-                   window: int = 4096) -> dict:
+                   window: int = 4096, progress: bool = True) -> dict:
     """Copy ``path`` to ``out_path`` (written atomically) without the structures that fail a
     criterion; the teacher, molecule ids and names, failures and splits are kept.
 
@@ -32,6 +33,7 @@ def filter_dataset(path: str | os.PathLike, out_path: str | os.PathLike,
             ``mlffd generate`` does before labeling. None = no check.
         max_force: drop a structure with any force component magnitude above this (eV/Å),
             e.g. a teacher's outlier. None = no check.
+        progress: show a progress bar (structures checked).
 
     Returns a summary: structures kept and dropped, the count per reason, and every dropped
     structure (``source_index``, ``molecule_id``, reason).
@@ -59,15 +61,17 @@ def filter_dataset(path: str | os.PathLike, out_path: str | os.PathLike,
         with atomic_path(out) as tmp:
             writer = DatasetWriter(tmp)
             try:
-                for start in range(0, n, window):
-                    block = read_block(f, start, min(n, start + window))
-                    reasons = _reasons(block, min_bond_fraction, max_force)
-                    keep = np.array([r is None for r in reasons], bool)
-                    for k in np.flatnonzero(~keep):
-                        dropped.append({"source_index": int(block.source_index[k]),
-                                        "molecule_id": int(block.molecule_id[k]),
-                                        "reason": reasons[k]})
-                    writer.append(select_structures(block, keep))
+                with progress_bar(progress, n, f"filtering {src.name}") as advance:
+                    for start in range(0, n, window):
+                        block = read_block(f, start, min(n, start + window))
+                        reasons = _reasons(block, min_bond_fraction, max_force)
+                        keep = np.array([r is None for r in reasons], bool)
+                        for k in np.flatnonzero(~keep):
+                            dropped.append({"source_index": int(block.source_index[k]),
+                                            "molecule_id": int(block.molecule_id[k]),
+                                            "reason": reasons[k]})
+                        writer.append(select_structures(block, keep))
+                        advance(len(block))
                 failures = read_failures(f)
                 writer.add_failures([i for i, _ in failures], [r for _, r in failures])
                 if len(dropped) == n:

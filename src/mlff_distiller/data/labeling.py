@@ -161,7 +161,7 @@ def label_structures(
             work = ((k, [structures[i] for i in chunks[k]], seed + chunks[k].start)
                     for k in todo)
             n_new = sum(len(chunks[k]) for k in todo)
-            with _progress(progress, n_new, info.name) as advance:
+            with progress_bar(progress, n_new, f"labeling with {info.name}") as advance:
                 for k, results in executor.run(work, hessian_rows):
                     _write_chunk(parts, k, chunks[k], structures, results, mol_ids, meta)
                     advance(len(chunks[k]))
@@ -318,15 +318,18 @@ def _summary(out: Path, job: dict, n_new: int, seconds: float, resumed: int, bac
 
 
 @contextlib.contextmanager
-def _progress(enabled: bool, total: int, name: str):
+def progress_bar(enabled: bool, total: int, description: str):
+    """A rich progress bar of ``total`` items; yields ``advance(n)`` (a no-op when disabled)."""
     if not enabled:
         yield lambda n: None
         return
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     with Progress("[progress.description]{task.description}", BarColumn(),
-                  MofNCompleteColumn(), TimeRemainingColumn(), transient=False) as bar:
-        task = bar.add_task(f"labeling with {name}", total=total)
+                  MofNCompleteColumn(), TimeRemainingColumn(), transient=False,
+                  console=Console(stderr=True)) as bar:
+        task = bar.add_task(description, total=total)
         yield lambda n: bar.advance(task, n)
 
 
