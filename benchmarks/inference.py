@@ -10,6 +10,10 @@ paracetamol, diphenhydramine, atorvastatin), medians of repeats, wall time.
   (``compile=True``: fast path compiled by AOTInductor, neighbour list every call; compile
   time reported), ``compiled_md_step`` (MD step compiled, Verlet reuse), also at 2 threads
   (``compiled_md_step_2t``; the MD ratio vs SevenNet takes each side's best thread count);
+* the presets head to head (``presets_head_to_head``): compiled MD steps of the three
+  presets on the same molecule, alternating in blocks of ``--block`` steps (caches warm as
+  in a real run, the machine's drift shared); per-round ratios to ``original``, 1 and 2
+  threads;
 * schnetpack 2.1.1 PaiNN with each preset's sizes, 1 thread, through its ``AtomsConverter``
   (matscipy neighbour list) + model, in ``.venv-bench`` (worker:
   ``benchmarks/inference_schnetpack.py``);
@@ -25,7 +29,8 @@ paracetamol, diphenhydramine, atorvastatin), medians of repeats, wall time.
   as is, glibc tuned and, when ``libtcmalloc_minimal.so.4`` is installed
   (``apt-get install libtcmalloc-minimal4``), tcmalloc via ``LD_PRELOAD``.
 
-Students are timed through ``StudentCalculator``, which tunes glibc's allocator.
+Students are the packaged zoo students (random weights where not shipped), timed through
+``StudentCalculator``, which tunes glibc's allocator.
 
 Setup of the schnetpack environment (once; pinned; ``--no-deps`` because schnetpack's
 declared deps would pull another torch):
@@ -103,14 +108,30 @@ def md_step_call(atoms, calc):
     return lambda: dyn.run(1)
 
 
-def students(mols, repeats: int, compile_presets: list[str]) -> tuple[list[dict], dict]:
-    """(rows per preset and size, {preset: compiled single-point calculator})."""
-    from mlff_distiller import StudentCalculator, build_student
+def student_model(preset: str):
+    """The packaged zoo student of ``preset`` (trained, so MD steps follow real dynamics:
+    random weights make atoms fly apart or collapse, changing the pair count), or a
+    randomly initialised one where the zoo file is not shipped."""
+    from mlff_distiller import build_student
+    from mlff_distiller.models.checkpoint import load_student
+    from mlff_distiller.models.zoo import zoo_path
+
+    path = zoo_path(f"sevennet-organic-{preset}")
+    if path is None:
+        return build_student(preset, elements=ELEMENTS, seed=0).eval()
+    return load_student(path)
+
+
+def students(mols, repeats: int, compile_presets: list[str]
+             ) -> tuple[list[dict], dict, dict]:
+    """(rows per preset and size, {preset: compiled single-point calculator},
+    {preset: compiled MD calculator})."""
+    from mlff_distiller import StudentCalculator
     from mlff_distiller.models.painn import count_parameters
 
-    out, compiled_calcs = [], {}
+    out, compiled_calcs, md_calcs = [], {}, {}
     for preset in PRESETS:
-        model = build_student(preset, elements=ELEMENTS, seed=0).eval()
+        model = student_model(preset)
         row = {"preset": preset, "params": count_parameters(model)}
         compiled = compiled_md = None
         if preset in compile_presets:
@@ -119,7 +140,7 @@ def students(mols, repeats: int, compile_presets: list[str]) -> tuple[list[dict]
             t0 = time.perf_counter()
             rattled_calls(mols[9], compiled)()
             row["compile_s"] = round(time.perf_counter() - t0, 1)
-            compiled_md = StudentCalculator(model, compile=True)  # default skin, for MD
+            compiled_md = md_calcs[preset] = StudentCalculator(model, compile=True)  # MD
         for n, atoms in mols.items():
             r = dict(row, n_atoms=n)
             calls = {
@@ -139,7 +160,43 @@ def students(mols, repeats: int, compile_presets: list[str]) -> tuple[list[dict]
             out.append(r)
             print(f"  {preset:10s} {n:3d} atoms  " + "  ".join(
                 f"{k}={v:.2f}" for k, v in r.items() if k.endswith("_ms")), flush=True)
-    return out, compiled_calcs
+    return out, compiled_calcs, md_calcs
+
+
+def presets_head_to_head(mols, md_calcs: dict, rounds: int, block: int) -> list[dict]:
+    """The compiled presets' MD steps on each molecule, in blocks: per round, each preset
+    runs ``block`` VelocityVerlet steps in a row (after one untimed step), the presets in
+    turn. A block keeps one model's weights in the caches, as a real MD run does (calls
+    alternating one by one let ``original``'s 1.8 MB of weights evict ``tiny``'s 0.3 MB
+    from the 1 MiB L2 before each call); alternating blocks share the machine's drift.
+    Per round, ``original``'s ms per step over each preset's; medians over rounds, at 1
+    and 2 threads."""
+    out = []
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        for n, atoms in mols.items():
+            steps = {p: md_step_call(atoms, calc) for p, calc in md_calcs.items()}
+            per_step = {p: [] for p in steps}
+            for _ in range(rounds + 1):  # the first round warms up
+                for p, step in steps.items():
+                    step()
+                    t0 = time.perf_counter()
+                    for _ in range(block):
+                        step()
+                    per_step[p].append((time.perf_counter() - t0) / block)
+            per_step = {p: t[1:] for p, t in per_step.items()}
+            row = {"n_atoms": n, "threads": threads, "rounds": rounds, "block": block,
+                   "md_step_ms": {p: 1e3 * statistics.median(t) for p, t in per_step.items()}}
+            if "original" in per_step:
+                row["x_original_per_round_median"] = {
+                    p: statistics.median(o / t for o, t in
+                                         zip(per_step["original"], per_step[p], strict=True))
+                    for p in per_step if p != "original"}
+            out.append(row)
+            print("  " + json.dumps({k: v for k, v in row.items()
+                                     if k not in ("rounds", "block")}), flush=True)
+    torch.set_num_threads(1)
+    return out
 
 
 def schnetpack(mols, repeats: int) -> dict:
@@ -195,7 +252,7 @@ def batched(mols, repeats: int, chunked: bool = False) -> list[dict]:
     (``max(5, repeats // 5)`` rounds after one warm-up round), so a drift of the machine's
     speed over the minutes of a run does not land on one batch size; medians per size.
     """
-    from mlff_distiller import build_student, keys
+    from mlff_distiller import keys
     from mlff_distiller.data.graph import atoms_to_graph, collate
     from mlff_distiller.md.fast import CPU_CHUNK_PAIRS, ChunkedEnergyAndForces, FastForceField
     from mlff_distiller.models.painn import edge_pairs
@@ -203,7 +260,7 @@ def batched(mols, repeats: int, chunked: bool = False) -> list[dict]:
     rounds = max(5, repeats // 5)
     out = []
     for preset in PRESETS:
-        fast = FastForceField(build_student(preset, elements=ELEMENTS, seed=0))
+        fast = FastForceField(student_model(preset))
         call = ChunkedEnergyAndForces(fast, CPU_CHUNK_PAIRS) if chunked else fast
         for n, atoms in mols.items():
             single = atoms_to_graph(atoms, fast.cutoff)
@@ -328,6 +385,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/bench/inference.json")
     parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--block", type=int, default=40,
+                        help="MD steps per preset per round in the presets' head to head")
     parser.add_argument("--compile", default=",".join(PRESETS),
                         help="presets to also time compiled (compile=True; '' for none)")
     parser.add_argument("--batched-worker", action="store_true", help=argparse.SUPPRESS)
@@ -362,8 +421,13 @@ def main() -> None:
     result = {"benchmark": "inference", "torch": torch.__version__, "cpu_count": os.cpu_count(),
               "load_average_start": os.getloadavg()}
     print("students", flush=True)
-    result["students"], compiled = students(mols, args.repeats, compile_presets)
+    result["students"], compiled, md_calcs = students(mols, args.repeats, compile_presets)
     write_json(args.out, result)  # partial results survive an interrupted run
+    if md_calcs:
+        print(f"presets head to head, MD steps in blocks of {args.block}", flush=True)
+        result["presets_head_to_head"] = presets_head_to_head(
+            mols, md_calcs, max(5, args.repeats // 3), args.block)
+        write_json(args.out, result)
     if compiled:
         print("head to head with GFN2-xTB at 9 atoms", flush=True)
         result["head_to_head_xtb"] = head_to_head_xtb(mols[9], compiled, args.repeats)

@@ -48,6 +48,38 @@ def test_calculator_recomputes_after_moving_atoms(student64):
     assert atoms.get_potential_energy() != e0
 
 
+def test_direct_calculate_calls_follow_the_atoms_given(student64):
+    """calculate(atoms) called directly (not through get_property) keeps its own copy of
+    the atoms it was given and computes for them, even after the caller moves them."""
+    from ase.calculators.calculator import all_changes
+
+    calc = StudentCalculator(student64)
+    atoms = molecule("CH3OH")
+    calc.calculate(atoms, ["energy", "forces"], all_changes)
+    first = calc.results["forces"].copy()
+    assert calc.atoms is not atoms and np.array_equal(calc.atoms.positions, atoms.positions)
+    atoms.positions[0] += [0.05, 0.0, 0.0]
+    calc.calculate(atoms, ["energy", "forces"], all_changes)
+    assert np.array_equal(calc.atoms.positions, atoms.positions)
+    assert not np.allclose(calc.results["forces"], first)
+    fresh = molecule("CH3OH")
+    fresh.positions[:] = atoms.positions
+    fresh.calc = StudentCalculator(student64)
+    np.testing.assert_allclose(calc.results["forces"], fresh.get_forces(), atol=1e-10)
+
+
+def test_a_signed_zero_change_recomputes_and_nan_fails_every_time(student64):
+    atoms = Atoms("H2", positions=[[0.0, 0, 0], [0.74, 0, 0]])
+    atoms.calc = calc = StudentCalculator(student64)
+    atoms.get_potential_energy()
+    atoms.positions[0, 0] = -0.0  # equal as a number, not bit for bit: a change
+    assert calc.check_state(atoms) == ["positions"]
+    atoms.positions[1, 0] = np.nan
+    for _ in range(2):  # no cached result is ever handed out for the bad geometry
+        with pytest.raises(InputError, match="NaN"):
+            atoms.get_potential_energy()
+
+
 @pytest.mark.parametrize(
     "atoms, match",
     [

@@ -79,6 +79,27 @@ def test_verlet_list_holds_every_pair_within_cutoff_until_rebuild():
     assert nl.update(moved, np.eye(3) * 20, np.ones(3, bool))  # cell change rebuilds
 
 
+def test_pairs_within_hands_back_the_candidates_when_none_is_pruned():
+    """All candidates within the cutoff: the same arrays (the calculator then reuses the
+    tensor it made from them); one pair leaving the cutoff: a new, pruned list."""
+    positions = np.array([[0.0, 0, 0], [1.0, 0, 0], [0, 1.2, 0]])
+    cell, pbc = np.zeros((3, 3)), np.zeros(3, bool)
+    nl = VerletNeighborList(cutoff=2.0, skin=0.6)
+    nl.update(positions, cell, pbc)
+    assert nl.pairs_within(positions, cell)[0] is nl.pairs
+    moved = positions + [[0, 0, 0], [0.29, 0, 0], [0, 0, 0]]  # 1.29 Å: no rebuild
+    assert not nl.update(moved, cell, pbc)
+    assert nl.pairs_within(moved, cell)[0] is nl.pairs
+    stretched = np.array([[0.0, 0, 0], [1.0, 0, 0], [0, 1.2, 0]])
+    stretched[1, 0] = 2.1
+    nl = VerletNeighborList(cutoff=2.0, skin=0.6)
+    nl.update(stretched, cell, pbc)  # 0-1 at 2.1 Å, 1-2 at 2.42 Å: candidates beyond 2 Å
+    assert nl.pairs.shape == (2, 3)
+    pruned, shift = nl.pairs_within(stretched, cell)
+    assert pruned is not nl.pairs and shift.shape == (1, 3)
+    assert pruned.T.tolist() == [[0, 2]]
+
+
 def test_periodic_pruned_edges_equal_a_fresh_list():
     si = bulk("Si", "diamond", a=5.43) * (2, 1, 1)
     nl = VerletNeighborList(cutoff=3.0, skin=0.6)

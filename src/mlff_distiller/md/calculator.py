@@ -75,6 +75,7 @@ class StudentCalculator(Calculator):
         self._compile = bool(compile)
         self._numbers = None
         self._inputs: dict[str, torch.Tensor] = {}
+        self._pairs_source: np.ndarray | None = None  # the array inputs["pairs"] came from
         self._built_from: tuple[int, ...] = ()
 
     @property
@@ -92,19 +93,19 @@ class StudentCalculator(Calculator):
         """ASE's change detection, with a fast exact path for the common MD case.
 
         When both structures hold the same per-atom arrays, each of ASE's ``all_changes``
-        is compared exactly (``np.array_equal``): a difference below ASE's tolerance then
-        counts as a change, which only costs a recomputation. Anything else goes to ASE.
+        is compared bit for bit (:func:`_same`): any difference, even below ASE's tolerance
+        or 0.0 against -0.0, counts as a change, which only costs a recomputation. Anything
+        else goes to ASE.
         """
         old = self.atoms
-        if old is None or self.ignored_changes or set(old.arrays) != set(atoms.arrays):
+        if old is None or self.ignored_changes or old.arrays.keys() != atoms.arrays.keys():
             return super().check_state(atoms, tol)
         changes = [name for name in ("positions", "numbers", "initial_charges",
                                      "initial_magmoms")
-                   if name in old.arrays and not np.array_equal(old.arrays[name],
-                                                                atoms.arrays[name])]
-        if not np.array_equal(old.cell.array, atoms.cell.array):
+                   if name in old.arrays and not _same(old.arrays[name], atoms.arrays[name])]
+        if not _same(old.cell.array, atoms.cell.array):
             changes.append("cell")
-        if not np.array_equal(old.pbc, atoms.pbc):
+        if not _same(old.pbc, atoms.pbc):
             changes.append("pbc")
         return changes
 
@@ -112,7 +113,7 @@ class StudentCalculator(Calculator):
         """(numbers, positions, cell, pbc), fully validated when the atoms changed, else
         only checked for finite positions and cell (the per-step case)."""
         numbers, positions, cell = atoms.numbers, atoms.positions, atoms.cell.array
-        if (self._numbers is None or not np.array_equal(numbers, self._numbers)
+        if (self._numbers is None or not _same(numbers, self._numbers)
                 or not (np.isfinite(positions).all() and np.isfinite(cell).all())):
             return validate_structure(
                 numbers, positions, cell, atoms.pbc,
@@ -132,21 +133,22 @@ class StudentCalculator(Calculator):
                 CompiledEnergyAndForces(self._fast_model) if self._compile else self._fast_model
             )
         inputs = self._inputs
-        if self._numbers is None or not np.array_equal(numbers, self._numbers):
+        if self._numbers is None or not _same(numbers, self._numbers):
             self._numbers = numbers
             z = torch.as_tensor(numbers, device=self.device)
             inputs["species"] = self._fast_model.species(z)
             inputs["batch"] = torch.zeros(len(numbers), dtype=torch.long, device=self.device)
             self.neighbors = VerletNeighborList(self.neighbors.cutoff, self.neighbors.skin)
-        rebuilt = self.neighbors.update(positions, cell, pbc)
-        if rebuilt or self.neighbors.skin > 0 or "pairs" not in inputs:
-            pairs, pair_shift = self.neighbors.pairs_within(positions, cell)
+        self.neighbors.update(positions, cell, pbc)
+        pairs, pair_shift = self.neighbors.pairs_within(positions, cell)
+        if pairs is not self._pairs_source:  # a new list (rebuilt, or pruned anew)
+            self._pairs_source = pairs
             inputs["pairs"] = torch.as_tensor(pairs, device=self.device)
-            inputs["pair_shift"] = pair_shift
-            inputs["shift_vectors"] = (
-                torch.as_tensor(pair_shift @ cell, dtype=self.dtype, device=self.device)
-                if pbc.any() else None
-            )
+        inputs["pair_shift"] = pair_shift
+        inputs["shift_vectors"] = (
+            torch.as_tensor(pair_shift @ cell, dtype=self.dtype, device=self.device)
+            if pbc.any() else None
+        )
         inputs["positions"] = torch.as_tensor(positions, dtype=self.dtype, device=self.device)
         return inputs
 
@@ -167,7 +169,11 @@ class StudentCalculator(Calculator):
         }
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
-        super().calculate(atoms, properties, system_changes)
+        # ASE's Calculator.calculate copies the atoms (and makes sure a directory exists,
+        # which this calculator never writes to); get_property has just copied them when it
+        # calls here, so copy only when they differ (a direct call)
+        if atoms is not None and (self.atoms is None or self.check_state(atoms)):
+            self.atoms = atoms.copy()
         atoms = self.atoms
         want_stress = "stress" in properties
         if want_stress and not atoms.pbc.all():
@@ -198,6 +204,12 @@ class StudentCalculator(Calculator):
             self.results["stress"] = full_3x3_to_voigt_6_stress(stress)
         elif "stress" in self.results:
             del self.results["stress"]
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    """True when the arrays have the same shape, dtype and bytes (NaN equals itself; 0.0
+    and -0.0 differ): a cheap exact change test for small per-step arrays."""
+    return a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()
 
 
 __all__ = ["StudentCalculator"]

@@ -113,15 +113,23 @@ class VerletNeighborList:
     def pairs_within(self, positions: np.ndarray, cell: np.ndarray
                      ) -> tuple[np.ndarray, np.ndarray]:
         """The candidate pairs now closer than the cutoff: (pairs (2, P), pair_shift (P, 3))
-        for ``positions`` (n, 3) Å and ``cell`` (3, 3) Å after :meth:`update`."""
+        for ``positions`` (n, 3) Å and ``cell`` (3, 3) Å after :meth:`update`.
+
+        When every candidate is within the cutoff the candidate arrays themselves are
+        returned (the same objects as last time, until the next rebuild), so a caller may
+        reuse what it derived from them."""
         if self.skin == 0 or self.pairs.shape[1] == 0:
             return self.pairs, self.pair_shift
         i, j = self.pairs
-        vectors = positions[j] - positions[i]
+        vectors = np.take(positions, j, axis=0)
+        vectors -= np.take(positions, i, axis=0)
         if self._pbc is not None and self._pbc.any():
             vectors += self.pair_shift @ cell
-        keep = np.einsum("ij,ij->i", vectors, vectors) < self.cutoff**2
-        return self.pairs[:, keep], self.pair_shift[keep]
+        vectors *= vectors
+        keep = vectors.sum(axis=1) < self.cutoff**2
+        if keep.all():
+            return self.pairs, self.pair_shift
+        return np.compress(keep, self.pairs, axis=1), np.compress(keep, self.pair_shift, axis=0)
 
     def _needs_rebuild(self, positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray) -> bool:
         if self._positions is None or positions.shape != self._positions.shape:
