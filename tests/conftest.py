@@ -23,6 +23,17 @@ def perturbed_student(preset: str = "tiny", elements=(1, 6, 7, 8, 14), seed: int
     return model.eval()
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_program_cache(tmp_path_factory):
+    """compile=True caches built programs; tests use a fresh folder, never the user's."""
+    from mlff_distiller.md.program_cache import CACHE_ENV
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv(CACHE_ENV, str(tmp_path_factory.mktemp("program-cache")))
+    yield
+    mp.undo()
+
+
 @pytest.fixture(autouse=True, scope="module")
 def _one_torch_thread():
     """Tiny graphs gain nothing from more threads, and on a shared 2-core CPU oversubscribed

@@ -25,9 +25,11 @@ from __future__ import annotations
 
 import copy
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -225,7 +227,9 @@ class CompiledEnergyAndForces:
     Same arguments and results as :meth:`FastForceField.forward`. The first molecule (no
     shift vectors) and the first periodic structure each compile a program (tens of seconds
     with a C++ compiler) with dynamic atom and pair counts, so sizes may change without
-    recompiling.
+    recompiling. Built programs are kept in an on-disk cache
+    (:mod:`mlff_distiller.md.program_cache`), so the same student compiles once per machine
+    and loads in under a second afterwards.
     Calls the compiled program cannot take (several structures, fewer than 2 atoms, no
     pairs) run ``fast`` itself.
 
@@ -241,7 +245,8 @@ class CompiledEnergyAndForces:
 
     def __init__(self, fast: FastForceField) -> None:
         self.fast = fast
-        self.compile_s = 0.0  # total seconds spent compiling so far
+        self.compile_s = 0.0  # total seconds spent compiling (or loading from the cache)
+        self.cache_hits = 0  # programs loaded from the on-disk cache instead of built
         self._programs: dict[bool, Callable[[list[Tensor]], list[Tensor]]] = {}
 
     def __call__(self, positions: Tensor, species: Tensor, pairs: Tensor,
@@ -259,12 +264,38 @@ class CompiledEnergyAndForces:
         return energy, forces
 
     def _compile(self, periodic: bool, like: Tensor) -> Callable[[list[Tensor]], list[Tensor]]:
+        from torch._inductor import aoti_load_package
+
+        from mlff_distiller.md import program_cache
+
+        start = time.perf_counter()
+        configs = {"cpp.threads": 1}
+        key = program_cache.program_key(self.fast, periodic, like, configs)
+        cached = program_cache.cached_program(key)
+        runner = None
+        if cached is not None:
+            try:
+                runner = aoti_load_package(str(cached))
+                os.utime(cached)  # recently used: kept longest by the cache's pruning
+                self.cache_hits += 1
+            except Exception as exc:  # a truncated or foreign file: rebuild and replace it
+                print(f"mlff-distiller: cached program {cached} did not load "
+                      f"({type(exc).__name__}); rebuilding it", file=sys.stderr)
+        if runner is None:
+            runner = self._build(periodic, like, configs, key)
+        self.compile_s += time.perf_counter() - start
+        # the package's flat entry point: the runner's __call__ parses its pytree specs from
+        # JSON on every call (~9 us); inputs and outputs here are flat already
+        return runner.loader.run
+
+    def _build(self, periodic: bool, like: Tensor, configs: dict, key: str):
+        """Export and compile the program, store it in the cache, return its runner."""
         from torch._inductor import aoti_compile_and_package, aoti_load_package
         from torch.export import Dim
 
+        from mlff_distiller.md import program_cache
         from mlff_distiller.models.tracing import export_with_gradients
 
-        start = time.perf_counter()
         args = _example_inputs(self.fast, periodic, like)
         atoms, pairs = Dim("atoms", min=2), Dim("pairs", min=1)
         dynamic = [{0: atoms}, {0: atoms}, {1: pairs}] + ([{0: pairs}] if periodic else [])
@@ -273,7 +304,7 @@ class CompiledEnergyAndForces:
             try:
                 package = aoti_compile_and_package(
                     program, package_path=os.path.join(tmp, "energy_and_forces.pt2"),
-                    inductor_configs={"cpp.threads": 1},
+                    inductor_configs=configs,
                 )
                 runner = aoti_load_package(package)
             except Exception as exc:  # Inductor raises many types (compiler missing, ...)
@@ -284,10 +315,8 @@ class CompiledEnergyAndForces:
                     "(g++ or clang, as Inductor finds it). Install one, or use "
                     "StudentCalculator(..., compile=False)"
                 ) from exc
-        self.compile_s += time.perf_counter() - start
-        # the package's flat entry point: the runner's __call__ parses its pytree specs from
-        # JSON on every call (~9 us); inputs and outputs here are flat already
-        return runner.loader.run
+            program_cache.store_program(key, Path(package))
+        return runner
 
 
 class ChunkedEnergyAndForces:
