@@ -352,8 +352,10 @@ def batch_growth(rows: list[dict]) -> dict:
 def ratios(result: dict, metric: str) -> list[dict]:
     """The issue's targets, one row per preset and size; ``metric`` "wall" or "cpu"
     (1-thread CPU). Each preset against schnetpack's PaiNN of its own sizes, SevenNet-0 per
-    MD step (each at its best thread count), ``original`` (``x_original``) and, at 9 atoms,
-    GFN2-xTB; "best" is the faster of the fast and the compiled single point."""
+    MD step (each at its best thread count), ``original`` (``x_original``: single points;
+    ``x_original_md_step_1t`` and ``_best_threads``: compiled MD steps from the presets'
+    head to head, wall only) and, at 9 atoms, GFN2-xTB; "best" is the faster of the fast
+    and the compiled single point."""
     sfx = "_ms" if metric == "wall" else "_cpu_ms"
     peer_key = "median_ms" if metric == "wall" else "cpu_ms"
     stu = {(r["preset"], r["n_atoms"]): r for r in result["students"]}
@@ -362,6 +364,7 @@ def ratios(result: dict, metric: str) -> list[dict]:
     seven = {r["n_atoms"]: r[peer_key] for r in result["teachers"] if r["peer"] == "sevennet-0"}
     xtb = next(r[peer_key] for r in result["teachers"] if r["peer"] == "gfn2-xtb")
     inf, nan = float("inf"), float("nan")
+    by_threads = {(r["n_atoms"], r["threads"]): r for r in result.get("presets_head_to_head", [])}
 
     def best(r: dict) -> float:
         return min(r["fast" + sfx], r.get("compiled" + sfx, inf))
@@ -378,6 +381,12 @@ def ratios(result: dict, metric: str) -> list[dict]:
                    "x_schnetpack_fast": ref / r["fast" + sfx], "x_schnetpack_best": ref / best(r),
                    "sevennet_ms": seven[n], "x_sevennet_md_step": seven[n] / md,
                    "x_original": best(stu[("original", n)]) / best(r)}
+            h2h = {t: by_threads[(n, t)] for t in (1, 2) if (n, t) in by_threads}
+            if metric == "wall" and 1 in h2h and preset != "original":
+                best_ms = {p: min(h["md_step_ms"][p] for h in h2h.values())
+                           for p in ("original", preset)}
+                row["x_original_md_step_1t"] = h2h[1]["x_original_per_round_median"][preset]
+                row["x_original_md_step_best_threads"] = best_ms["original"] / best_ms[preset]
             if n == 9:
                 row["xtb_ms"] = xtb
                 row["x_xtb_best"] = xtb / best(r)
