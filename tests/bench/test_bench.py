@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from mlff_distiller.bench import benchmark
 from mlff_distiller.models.checkpoint import save_student
@@ -32,6 +33,49 @@ def test_benchmark_writes_json_plot_and_teacher_ratio(tmp_path):
     card = json.loads((tmp_path / "b" / "ut.benchmark.json").read_text())
     assert set(card) >= {"model", "device", "benchmarks", "summary"}
     assert r["exports"]["ut/torchscript"]["parity"]["passed"]
+
+
+def _batch_graph(student, n: int):
+    from mlff_distiller.data.graph import atoms_to_graph
+    from mlff_distiller.export.quantize_report import md_molecule
+
+    molecule = md_molecule(student.elements)
+    structures = []
+    for k in range(n):
+        atoms = molecule.copy()
+        atoms.rattle(0.03, seed=k)
+        structures.append(atoms)
+    return molecule, atoms_to_graph(structures, student.cutoff, dtype=torch.float32)
+
+
+@pytest.mark.parametrize("compiled", [False, pytest.param(True, marks=pytest.mark.slow)])
+def test_fast_formats_predict_what_the_model_does(compiled, tmp_path):
+    """``fast`` / ``compiled`` time the calculator's path; on a batch of structures (several
+    per chunk, or one per compiled call) it gives the eager model's energies and forces."""
+    from mlff_distiller import keys
+    from mlff_distiller.bench.runner import _prepare
+
+    student = perturbed_student("ultra-tiny", elements=(1, 6, 8)).float().eval()
+    molecule, graph = _batch_graph(student, 5)
+    runners, info = _prepare(student, "compiled" if compiled else "fast", tmp_path, molecule)
+    out = runners(1)(graph)
+    ref = student(graph, compute_forces=True)
+    torch.testing.assert_close(out[keys.ENERGY], ref[keys.ENERGY].detach(), atol=1e-4, rtol=0)
+    torch.testing.assert_close(out[keys.FORCES], ref[keys.FORCES].detach(), atol=1e-5, rtol=0)
+    if compiled:
+        assert info["compile_seconds"] > 0 and info["loaded_from_cache"] is False
+    else:
+        assert info is None
+
+
+def test_benchmark_times_the_fast_path(tmp_path):
+    path = tmp_path / "ut.safetensors"
+    save_student(perturbed_student("ultra-tiny", elements=(1, 6, 8)).float(), path)
+    r = benchmark([path], formats=["eager", "fast"], batch_sizes=[1, 4], threads=[1],
+                  repeats=2, out_dir=tmp_path / "b")
+    fast = [run for run in r["results"] if run["format"] == "fast"]
+    assert len(fast) == 1 and [e["batch_size"] for e in fast[0]["benchmarks"]] == [1, 4]
+    assert all(e["latency_ms"] > 0 for e in fast[0]["benchmarks"])
 
 
 def test_unavailable_teacher_is_reported_not_fatal(tmp_path):

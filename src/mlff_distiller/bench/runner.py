@@ -1,7 +1,10 @@
 """Latency / throughput of students (every export format) and of the teacher, in one run.
 
 For each student x format x thread count x batch size: the neighbour list (``atoms_to_graph``)
-and the model call (energy + forces + stress) are timed separately; warm-up calls are
+and the model call are timed separately (energy + forces + stress for ``eager`` and the
+exports; energy + forces for ``fast`` and ``compiled``, the path the ASE calculator and MD
+run: ``md.fast``, structures in chunks of pairs, and the AOTInductor program one structure
+per call, built once or loaded from the program cache); warm-up calls are
 excluded and the median of ``repeats`` is reported. ``memory_mb`` is the rise of the
 process's resident high-water mark during one call (Linux ``/proc``; 0 when freed memory is
 reused; CUDA: allocator peak), ``process_peak_rss_mb`` the whole process's peak. Never
@@ -25,7 +28,7 @@ import torch
 from mlff_distiller.errors import InputError
 from mlff_distiller.fileio import write_json
 
-FORMATS = ("eager", "torchscript", "onnx", "onnx-pinned", "aoti")
+FORMATS = ("eager", "fast", "compiled", "torchscript", "onnx", "onnx-pinned", "aoti")
 DEFAULT_BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64)
 
 
@@ -45,7 +48,9 @@ def benchmark(
         student_paths: student checkpoints (``.safetensors``).
         teacher: a teacher name for ``teachers.load_teacher`` (timed on the same molecule,
             one structure per call, for the speed-up ratio), or None.
-        formats: any of ``eager``, ``torchscript``, ``onnx`` (race-free graph, any threads),
+        formats: any of ``eager``, ``fast`` (the calculator's frozen model, energy +
+            forces), ``compiled`` (its ``compile=True`` program; the build time is reported
+            under ``exports``), ``torchscript``, ``onnx`` (race-free graph, any threads),
             ``onnx-pinned`` (original scatter graph, one thread only), ``aoti``.
         batch_sizes: structures per call.
         threads: CPU thread counts (torch intra-op / onnxruntime intra-op).
@@ -88,7 +93,8 @@ def benchmark(
             name = path.name.removesuffix(".safetensors")
             for fmt in formats:
                 say(f"{name}: preparing {fmt}")
-                runners, export_info = _prepare(student, fmt, out / "exports" / name)
+                runners, export_info = _prepare(student, fmt, out / "exports" / name,
+                                                molecule)
                 if export_info:
                     result["exports"][f"{name}/{fmt}"] = export_info
                 for n_threads in threads:
@@ -126,7 +132,7 @@ def benchmark(
     return result
 
 
-def _prepare(student, fmt: str, folder: Path):
+def _prepare(student, fmt: str, folder: Path, molecule):
     """-> (threads -> predict(graph), export info or None)."""
     from mlff_distiller.export.api import SUFFIXES, export_student, load_export
 
@@ -135,6 +141,8 @@ def _prepare(student, fmt: str, folder: Path):
             return lambda graph: student(graph, compute_forces=True, compute_stress=True)
 
         return eager, None
+    if fmt in ("fast", "compiled"):
+        return _fast_path(student, fmt == "compiled", molecule)
     base = {"onnx-pinned": "onnx"}.get(fmt, fmt)
     path = folder / f"student{'-pinned' if fmt == 'onnx-pinned' else ''}{SUFFIXES[base]}"
     if fmt == "onnx-pinned":
@@ -151,6 +159,41 @@ def _prepare(student, fmt: str, folder: Path):
         return load_export(path, fmt=base, threads=n_threads).predict
 
     return loaded, info
+
+
+def _fast_path(student, compiled: bool, molecule):
+    """The calculator's path on collated graphs: ``FastForceField`` in chunks of
+    ``CPU_CHUNK_PAIRS`` pairs (one call on a GPU), or the compiled program one structure
+    per call (built here, on ``molecule``, so the build is not timed as a call)."""
+    from mlff_distiller import keys
+    from mlff_distiller.data.graph import atoms_to_graph
+    from mlff_distiller.md.fast import (
+        ChunkedEnergyAndForces,
+        CompiledEnergyAndForces,
+        FastForceField,
+        chunk_pairs_for,
+        fast_arguments,
+    )
+
+    fast = FastForceField(student)
+    device = next(student.parameters()).device
+    if compiled:
+        program = CompiledEnergyAndForces(fast)
+        call = ChunkedEnergyAndForces(program, max_pairs=1)  # one structure per call
+    else:
+        call = ChunkedEnergyAndForces(fast, chunk_pairs_for(device))
+
+    def predict(graph):
+        energy, forces = call(*fast_arguments(fast, graph))
+        return {keys.ENERGY: energy, keys.FORCES: forces}
+
+    info = None
+    if compiled:
+        predict(atoms_to_graph(molecule, student.cutoff,
+                               dtype=next(student.parameters()).dtype))
+        info = {"compile_seconds": program.compile_s,
+                "loaded_from_cache": program.cache_hits > 0}
+    return (lambda n_threads: predict), info
 
 
 def _measure(run, molecule, student, batch: int, repeats: int) -> dict[str, Any]:

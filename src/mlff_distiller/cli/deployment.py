@@ -74,8 +74,10 @@ def quantize(
 def bench(
     students: Annotated[list[str], typer.Argument(help="Student checkpoints.")],
     teacher: str = typer.Option(None, help="Teacher name timed in the same run (sevennet...)."),
-    formats: str = typer.Option("eager,torchscript,onnx,aoti",
-                                help="eager,torchscript,onnx,onnx-pinned,aoti"),
+    formats: str = typer.Option(
+        "eager,fast,compiled,torchscript,onnx,aoti",
+        help="eager, fast and compiled (the ASE calculator's path, energy + forces), "
+             "torchscript, onnx, onnx-pinned, aoti"),
     batch_sizes: str = typer.Option("1,2,4,8,16,32,64", help="Structures per call."),
     threads: str = typer.Option("1,2", help="CPU thread counts."),
     repeats: int = typer.Option(10, help="Timed calls per configuration (median)."),

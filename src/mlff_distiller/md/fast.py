@@ -35,9 +35,11 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from mlff_distiller import keys
 from mlff_distiller.data.neighbors import neighbor_list
 from mlff_distiller.errors import InputError
 from mlff_distiller.models.forces import ForceField
+from mlff_distiller.models.painn import edge_pairs
 
 DEFAULT_SKIN = 0.5  # Å, Verlet skin of the calculator's neighbour list
 CPU_CHUNK_PAIRS = 1024  # pairs per call of a chunked batch on a CPU (ChunkedEnergyAndForces)
@@ -385,6 +387,21 @@ class ChunkedEnergyAndForces:
         return groups
 
 
+def fast_arguments(fast: FastForceField, graph: dict[str, Tensor]
+                   ) -> tuple[Tensor, Tensor, Tensor, Tensor | None, Tensor, int]:
+    """The arguments of :meth:`FastForceField.forward` (and of the compiled and chunked
+    callers) for a collated graph (``data.graph.collate``): positions, element rows, each
+    pair once, shift vectors (None when no structure is periodic), batch, structure count."""
+    pairs, pair_shift = edge_pairs(graph[keys.EDGE_INDEX], graph[keys.EDGE_SHIFT])
+    batch = graph[keys.BATCH]
+    shift_vectors = None
+    if bool(graph[keys.PBC].any()):
+        cells = graph[keys.CELL].index_select(0, batch.index_select(0, pairs[0]))
+        shift_vectors = torch.einsum("pk,pkj->pj", pair_shift, cells)
+    return (graph[keys.POSITIONS], fast.species(graph[keys.ATOMIC_NUMBERS]), pairs,
+            shift_vectors, batch, int(graph[keys.CELL].shape[0]))
+
+
 def chunk_pairs_for(device: torch.device | str) -> int | None:
     """:data:`CPU_CHUNK_PAIRS` on a CPU; None (the whole batch in one call) elsewhere."""
     return CPU_CHUNK_PAIRS if torch.device(device).type == "cpu" else None
@@ -420,5 +437,6 @@ __all__ = [
     "VerletNeighborList",
     "chunk_pairs_for",
     "edges_from_pairs",
+    "fast_arguments",
     "tune_allocator",
 ]

@@ -25,10 +25,10 @@ from mlff_distiller.md.fast import (
     ChunkedEnergyAndForces,
     FastForceField,
     chunk_pairs_for,
+    fast_arguments,
     tune_allocator,
 )
 from mlff_distiller.models.forces import ForceField
-from mlff_distiller.models.painn import edge_pairs
 
 try:
     import torch_sim as ts
@@ -110,7 +110,7 @@ class StudentModel(ModelInterface):
         graph[keys.CELL] = state.row_vector_cell.detach().to(self._dtype)
         want_stress = self._compute_stress and bool(pbc.all())
         if self._compute_forces and not want_stress:
-            out = self._fast_forward(graph, state.n_systems)
+            out = self._fast_forward(graph)
         else:
             out = self.model(graph, compute_forces=self._compute_forces,
                              compute_stress=want_stress)
@@ -125,18 +125,9 @@ class StudentModel(ModelInterface):
                                             device=self._device))
         return result
 
-    def _fast_forward(self, graph: dict[str, torch.Tensor], n_systems: int
-                      ) -> dict[str, torch.Tensor]:
+    def _fast_forward(self, graph: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Energies (B,) and forces (N, 3) of a collated graph by the chunked fast path."""
-        pairs, pair_shift = edge_pairs(graph[keys.EDGE_INDEX], graph[keys.EDGE_SHIFT])
-        batch = graph[keys.BATCH]
-        shift_vectors = None
-        if bool(graph[keys.PBC].any()):
-            cells = graph[keys.CELL].index_select(0, batch.index_select(0, pairs[0]))
-            shift_vectors = torch.einsum("pk,pkj->pj", pair_shift, cells)
-        energy, forces = self.energy_and_forces(
-            graph[keys.POSITIONS], self.fast.species(graph[keys.ATOMIC_NUMBERS]), pairs,
-            shift_vectors, batch, n_systems)
+        energy, forces = self.energy_and_forces(*fast_arguments(self.fast, graph))
         return {keys.ENERGY: energy, keys.FORCES: forces}
 
 
