@@ -42,13 +42,18 @@ _SOURCE_MODULES = (
 
 
 def cache_dir() -> Path | None:
-    """The cache folder, or None when ``MLFFD_PROGRAM_CACHE=off``."""
+    """The cache folder, or None when ``MLFFD_PROGRAM_CACHE=off`` (or no home folder exists)."""
     configured = os.environ.get(CACHE_ENV, "").strip()
     if configured.lower() == "off":
         return None
     if configured:
         return Path(configured).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    base = os.environ.get("XDG_CACHE_HOME")
+    if not base:
+        try:
+            base = str(Path.home() / ".cache")
+        except RuntimeError:  # no home folder to be found: no cache
+            return None
     return Path(base) / "mlff-distiller" / "programs"
 
 
