@@ -176,12 +176,12 @@ def _fast_path(student, compiled: bool, molecule):
     )
 
     fast = FastForceField(student)
-    device = next(student.parameters()).device
+    weight = next(student.parameters())
     if compiled:
         program = CompiledEnergyAndForces(fast)
         call = ChunkedEnergyAndForces(program, max_pairs=1)  # one structure per call
     else:
-        call = ChunkedEnergyAndForces(fast, chunk_pairs_for(device))
+        call = ChunkedEnergyAndForces(fast, chunk_pairs_for(weight.device))
 
     def predict(graph):
         energy, forces = call(*fast_arguments(fast, graph))
@@ -189,8 +189,7 @@ def _fast_path(student, compiled: bool, molecule):
 
     info = None
     if compiled:
-        predict(atoms_to_graph(molecule, student.cutoff,
-                               dtype=next(student.parameters()).dtype))
+        predict(atoms_to_graph(molecule, student.cutoff, dtype=weight.dtype))
         info = {"compile_seconds": program.compile_s,
                 "loaded_from_cache": program.cache_hits > 0}
     return (lambda n_threads: predict), info

@@ -133,7 +133,7 @@ class StudentCalculator(Calculator):
                 CompiledEnergyAndForces(self._fast_model) if self._compile else self._fast_model
             )
         inputs = self._inputs
-        if self._numbers is None or not _same(numbers, self._numbers):
+        if numbers is not self._numbers:  # _checked_structure hands back _numbers if unchanged
             self._numbers = numbers
             z = torch.as_tensor(numbers, device=self.device)
             inputs["species"] = self._fast_model.species(z)

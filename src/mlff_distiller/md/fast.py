@@ -38,6 +38,7 @@ from torch import Tensor, nn
 from mlff_distiller import keys
 from mlff_distiller.data.neighbors import neighbor_list
 from mlff_distiller.errors import InputError
+from mlff_distiller.md import program_cache
 from mlff_distiller.models.forces import ForceField
 from mlff_distiller.models.painn import edge_pairs
 
@@ -268,8 +269,6 @@ class CompiledEnergyAndForces:
     def _compile(self, periodic: bool, like: Tensor) -> Callable[[list[Tensor]], list[Tensor]]:
         from torch._inductor import aoti_load_package
 
-        from mlff_distiller.md import program_cache
-
         start = time.perf_counter()
         configs = {"cpp.threads": 1}
         key = program_cache.program_key(self.fast, periodic, like, configs)
@@ -295,7 +294,6 @@ class CompiledEnergyAndForces:
         from torch._inductor import aoti_compile_and_package, aoti_load_package
         from torch.export import Dim
 
-        from mlff_distiller.md import program_cache
         from mlff_distiller.models.tracing import export_with_gradients
 
         args = _example_inputs(self.fast, periodic, like)
