@@ -1,0 +1,143 @@
+"""`tiny` with one radial filter for both interactions (``shared_filters=True``) against
+`tiny` as it is: accuracy at `tiny`'s training budget and speed per compiled MD step; JSON out.
+
+Stages (each resumable: a trained seed is not retrained):
+
+  train   `tiny` and the shared-filter variant, one process per model and seed (run two at
+          a time on the 2-core machine), exactly as ``distill_quality.py --stages ours``
+          trains `tiny`: ``--budget-s`` process-CPU seconds, 1 thread, then scored on the
+          dataset's test split (``<work>/<variant>_seed<k>/eval.json``).
+  speed   the zoo `original` and `tiny` and the seed-0 variant as compiled ASE calculators,
+          MD steps in alternating blocks (``inference.presets_head_to_head``): ratios to
+          `original` at 9/20/40/76 atoms, 1 and 2 threads.
+
+Usage:
+  .venv/bin/python benchmarks/shared_filters.py --work runs/shared_filters \\
+      --dataset runs/dq_v3/dataset.h5 --stages train,speed     # prints and writes JSON
+
+Never asserts on time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+VARIANTS = ("tiny", "shared")
+
+
+def variant_model(variant: str):
+    """A preset name or config for ``train_student``."""
+    from mlff_distiller.models.painn import replace_config
+    from mlff_distiller.models.presets import preset_config
+
+    if variant == "tiny":
+        return "tiny"
+    return replace_config(preset_config("tiny"), shared_filters=True)
+
+
+def train_one(work: Path, dataset: Path, variant: str, seed: int, budget: float) -> dict:
+    """Train and score one model (the body of one worker process)."""
+    import distill_quality as dq
+
+    from mlff_distiller.fileio import write_json
+    from mlff_distiller.training.config import load_train_config
+    from mlff_distiller.training.trainer import train_student
+
+    out = work / f"{variant}_seed{seed}"
+    if not (out / "metrics.json").exists():
+        config = load_train_config(None, {
+            "time_budget_s": budget, "max_epochs": 100000, "num_threads": 1,
+            "early_stopping_patience": 0, "checkpoint_every_steps": 500,
+            "budget_clock": "cpu", "progress": False, "device": "cpu", "seed": seed})
+        train_student(dataset, variant_model(variant), config, out,
+                      resume=(out / "training_state.safetensors").exists())
+    summary = json.loads((out / "metrics.json").read_text())
+    result = {**dq.evaluate_ours(str(out / "best.safetensors"), dq.test_arrays(dataset)),
+              "variant": variant, "seed": seed, "parameters": summary["parameters"],
+              "steps": summary["steps"]}
+    write_json(out / "eval.json", result)
+    return result
+
+
+def stage_train(work: Path, dataset: Path, seeds: list[int], budget: float) -> list[dict]:
+    """Both variants per seed, the two processes side by side."""
+    results = []
+    for seed in seeds:
+        jobs = [subprocess.Popen([sys.executable, __file__, "--worker", variant, str(seed),
+                                  "--work", str(work), "--dataset", str(dataset),
+                                  "--budget-s", str(budget)], stdout=subprocess.PIPE, text=True)
+                for variant in VARIANTS]
+        for job in jobs:
+            stdout, _ = job.communicate()
+            if job.returncode:
+                raise SystemExit(f"training worker failed (exit {job.returncode})")
+            results.append(json.loads(stdout.strip().splitlines()[-1]))
+            print(json.dumps(results[-1]), flush=True)
+    return results
+
+
+def stage_speed(work: Path, rounds: int, block: int) -> list[dict]:
+    import inference as inf
+    import torch
+
+    from mlff_distiller import StudentCalculator, load_student
+    from mlff_distiller.structures.sources import embed_conformers
+
+    torch.set_num_threads(1)
+    shared = work / "shared_seed0" / "best.safetensors"
+    if not shared.exists():
+        raise SystemExit(f"{shared} missing: run --stages train first")
+    mols = {n: embed_conformers(s, 1, seed=0)[0] for n, s in inf.MOLECULES.items()}
+    calcs = {"original": StudentCalculator(inf.student_model("original"), compile=True),
+             "tiny": StudentCalculator(inf.student_model("tiny"), compile=True),
+             "tiny-shared": StudentCalculator(load_student(shared), compile=True)}
+    return inf.presets_head_to_head(mols, calcs, rounds, block)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", default="runs/shared_filters")
+    parser.add_argument("--dataset", default="runs/dq_v3/dataset.h5")
+    parser.add_argument("--stages", default="train,speed")
+    parser.add_argument("--seeds", default="0,1")
+    parser.add_argument("--budget-s", type=float, default=480.0)
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--block", type=int, default=40)
+    parser.add_argument("--worker", nargs=2, metavar=("VARIANT", "SEED"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    work, dataset = Path(args.work), Path(args.dataset)
+    if args.worker:
+        print(json.dumps(train_one(work, dataset, args.worker[0], int(args.worker[1]),
+                                   args.budget_s)))
+        return
+    from mlff_distiller.fileio import write_json
+
+    stages = args.stages.split(",")
+    unknown = sorted(set(stages) - {"train", "speed"})
+    if unknown:
+        parser.error(f"--stages: unknown {unknown}; choose from train, speed")
+    if not dataset.exists():
+        parser.error(f"--dataset {dataset} not found (build it as benchmarks/distill_quality.py "
+                     "describes)")
+    result_path = work / "results.json"
+    result = json.loads(result_path.read_text()) if result_path.exists() else {}
+    if "train" in stages:
+        result["train"] = stage_train(work, dataset, [int(s) for s in args.seeds.split(",")],
+                                      args.budget_s)
+        write_json(result_path, result)
+    if "speed" in stages:
+        result["speed"] = stage_speed(work, args.rounds, args.block)
+        write_json(result_path, result)
+    print(json.dumps(result, indent=2))
+    print(f"wrote {result_path}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
