@@ -110,15 +110,19 @@ def md_step_call(atoms, calc):
     return lambda: dyn.run(1)
 
 
+STUDENT_FILES: dict[str, str] = {}  # preset -> checkpoint timed instead of the zoo's (--student)
+
+
 def student_model(preset: str):
-    """The packaged zoo student of ``preset`` (trained, so MD steps follow real dynamics:
-    random weights make atoms fly apart or collapse, changing the pair count), or a
-    randomly initialised one where the zoo file is not shipped."""
+    """The student timed as ``preset``: the checkpoint given by ``--student PRESET=PATH``,
+    else the packaged zoo student (trained, so MD steps follow real dynamics: random
+    weights make atoms fly apart or collapse, changing the pair count), else a randomly
+    initialised one."""
     from mlff_distiller import build_student
     from mlff_distiller.models.checkpoint import load_student
     from mlff_distiller.models.zoo import zoo_path
 
-    path = zoo_path(f"sevennet-organic-{preset}")
+    path = STUDENT_FILES.get(preset) or zoo_path(f"sevennet-organic-{preset}")
     if path is None:
         return build_student(preset, elements=ELEMENTS, seed=0).eval()
     return load_student(path)
@@ -134,7 +138,8 @@ def students(mols, repeats: int, compile_presets: list[str]
     out, compiled_calcs, md_calcs = [], {}, {}
     for preset in PRESETS:
         model = student_model(preset)
-        row = {"preset": preset, "params": count_parameters(model)}
+        row = {"preset": preset, "params": count_parameters(model),
+               "config": model.config.to_dict()}
         compiled = compiled_md = None
         if preset in compile_presets:
             compiled = compiled_calcs[preset] = StudentCalculator(model, skin=0.0,
@@ -213,7 +218,8 @@ def schnetpack(mols, repeats: int) -> dict:
                          for a in mols.values()],
            "configs": {p: {"hidden": preset_config(p).hidden,
                            "n_interactions": preset_config(p).n_interactions,
-                           "n_rbf": preset_config(p).n_rbf, "cutoff": preset_config(p).cutoff}
+                           "n_rbf": preset_config(p).n_rbf, "cutoff": preset_config(p).cutoff,
+                           "shared_filters": preset_config(p).shared_filters}
                        for p in PRESETS},
            "repeats": repeats, "threads": 1}
     done = subprocess.run([str(python), str(ROOT / "benchmarks" / "inference_schnetpack.py")],
@@ -338,6 +344,8 @@ def batched_under(mols_json: str, repeats: int, preload: str | None,
         env["LD_PRELOAD"] = preload
     command = [sys.executable, __file__, "--batched-worker", "--repeats", str(repeats)]
     command += (["--tune-allocator"] if tune else []) + (["--chunked"] if chunked else [])
+    for preset, path in STUDENT_FILES.items():
+        command += ["--student", f"{preset}={path}"]
     done = subprocess.run(command, input=mols_json,
                           env=env, capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -402,10 +410,19 @@ def main() -> None:
                         help="MD steps per preset per round in the presets' head to head")
     parser.add_argument("--compile", default=",".join(PRESETS),
                         help="presets to also time compiled (compile=True; '' for none)")
+    parser.add_argument("--student", action="append", default=[], metavar="PRESET=PATH",
+                        help="time this checkpoint as PRESET instead of the zoo student "
+                             "(repeatable)")
     parser.add_argument("--batched-worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--tune-allocator", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--chunked", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    for item in args.student:
+        preset, _, path = item.partition("=")
+        if preset not in PRESETS or not Path(path).is_file():
+            parser.error(f"--student {item!r}: expected PRESET=PATH with PRESET one of "
+                         f"{', '.join(PRESETS)} and PATH an existing checkpoint file")
+        STUDENT_FILES[preset] = path
     compile_presets = [p for p in args.compile.split(",") if p]
     unknown = sorted(set(compile_presets) - set(PRESETS))
     if unknown:

@@ -2,7 +2,7 @@
 
 Runs in ``.venv-bench`` (schnetpack is never installed into ``.venv``; setup commands at the
 top of ``inference.py``). Reads JSON from stdin: ``{"molecules": [{"numbers", "positions"}],
-"configs": {name: {hidden, n_interactions, n_rbf, cutoff}}, "repeats": int,
+"configs": {name: {hidden, n_interactions, n_rbf, cutoff[, shared_filters]}}, "repeats": int,
 "threads": int}``; prints JSON: per config and molecule the median wall and thread-CPU time
 (ms) of one energy + forces call through schnetpack's own ASE path (``AtomsConverter`` with
 its matscipy neighbour list, then the model), as ``SpkCalculator`` does per MD step.
@@ -27,11 +27,13 @@ import schnetpack.transform as trn  # noqa: E402
 from ase import Atoms  # noqa: E402
 
 
-def build(hidden: int, n_interactions: int, n_rbf: int, cutoff: float):
+def build(hidden: int, n_interactions: int, n_rbf: int, cutoff: float,
+          shared_filters: bool = False):
     """PaiNN with our preset's sizes and our sin(n pi r / rc) / r basis (Bessel)."""
     representation = spk.representation.PaiNN(
         n_atom_basis=hidden,
         n_interactions=n_interactions,
+        shared_filters=shared_filters,
         radial_basis=spk.nn.BesselRBF(n_rbf=n_rbf, cutoff=cutoff),
         cutoff_fn=spk.nn.CosineCutoff(cutoff),
     )
@@ -53,7 +55,8 @@ def main() -> None:
     out = []
     for name, cfg in job["configs"].items():
         torch.manual_seed(0)
-        model = build(cfg["hidden"], cfg["n_interactions"], cfg["n_rbf"], cfg["cutoff"])
+        model = build(cfg["hidden"], cfg["n_interactions"], cfg["n_rbf"], cfg["cutoff"],
+                      cfg.get("shared_filters", False))
         n_params = sum(p.numel() for p in model.parameters())
         converter = spk.interfaces.AtomsConverter(
             neighbor_list=trn.MatScipyNeighborList(cutoff=cfg["cutoff"]), dtype=torch.float32

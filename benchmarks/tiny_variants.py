@@ -1,19 +1,23 @@
-"""`tiny` with one radial filter for both interactions (``shared_filters=True``) against
-`tiny` as it is: accuracy at `tiny`'s training budget and speed per compiled MD step; JSON out.
+"""Cheaper `tiny` architectures against `tiny` as it is: accuracy at `tiny`'s training budget
+and speed per compiled MD step against `original`; JSON out.
 
-Stages (each resumable: a trained seed is not retrained):
+Variants (``--variants``, names from :data:`VARIANTS`): changes to the `tiny` preset's
+config, e.g. ``shared`` (one radial filter for both interactions) or ``shared-c4`` (that and
+a 4 Å cutoff, about 2/3 of the pairs of a drug-sized molecule).
 
-  train   `tiny` and the shared-filter variant, one process per model and seed (run two at
-          a time on the 2-core machine), exactly as ``distill_quality.py --stages ours``
-          trains `tiny`: ``--budget-s`` process-CPU seconds, 1 thread, then scored on the
-          dataset's test split (``<work>/<variant>_seed<k>/eval.json``).
-  speed   the zoo `original` and `tiny` and the seed-0 variant as compiled ASE calculators,
+Stages (each resumable: a trained variant and seed is not retrained):
+
+  train   every variant, one process per variant and seed, two at a time (the 2-core
+          machine), exactly as ``distill_quality.py --stages ours`` trains `tiny`:
+          ``--budget-s`` process-CPU seconds, 1 thread, then scored on the dataset's test
+          split (``<work>/<variant>_seed<k>/eval.json``).
+  speed   the zoo `original` and each variant's seed-0 student as compiled ASE calculators,
           MD steps in alternating blocks (``inference.presets_head_to_head``): ratios to
           `original` at 9/20/40/76 atoms, 1 and 2 threads.
 
 Usage:
-  .venv/bin/python benchmarks/shared_filters.py --work runs/shared_filters \\
-      --dataset runs/dq_v3/dataset.h5 --stages train,speed     # prints and writes JSON
+  .venv/bin/python benchmarks/tiny_variants.py --work runs/tiny_variants \\
+      --dataset runs/dq_v3/dataset.h5 --variants tiny,shared,shared-c4 --stages train,speed
 
 Never asserts on time.
 """
@@ -29,17 +33,21 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-VARIANTS = ("tiny", "shared")
+# name -> changes to the tiny preset's PaiNNConfig
+VARIANTS: dict[str, dict] = {
+    "tiny": {},
+    "shared": {"shared_filters": True},
+    "c4": {"cutoff": 4.0},
+    "shared-c4": {"shared_filters": True, "cutoff": 4.0},
+}
 
 
-def variant_model(variant: str):
-    """A preset name or config for ``train_student``."""
+def variant_config(variant: str):
+    """The PaiNNConfig of ``variant`` (the tiny preset with the variant's changes)."""
     from mlff_distiller.models.painn import replace_config
     from mlff_distiller.models.presets import preset_config
 
-    if variant == "tiny":
-        return "tiny"
-    return replace_config(preset_config("tiny"), shared_filters=True)
+    return replace_config(preset_config("tiny"), **VARIANTS[variant])
 
 
 def train_one(work: Path, dataset: Path, variant: str, seed: int, budget: float) -> dict:
@@ -56,24 +64,26 @@ def train_one(work: Path, dataset: Path, variant: str, seed: int, budget: float)
             "time_budget_s": budget, "max_epochs": 100000, "num_threads": 1,
             "early_stopping_patience": 0, "checkpoint_every_steps": 500,
             "budget_clock": "cpu", "progress": False, "device": "cpu", "seed": seed})
-        train_student(dataset, variant_model(variant), config, out,
+        train_student(dataset, variant_config(variant), config, out,
                       resume=(out / "training_state.safetensors").exists())
     summary = json.loads((out / "metrics.json").read_text())
     result = {**dq.evaluate_ours(str(out / "best.safetensors"), dq.test_arrays(dataset)),
-              "variant": variant, "seed": seed, "parameters": summary["parameters"],
-              "steps": summary["steps"]}
+              "variant": variant, "config": VARIANTS[variant], "seed": seed,
+              "parameters": summary["parameters"], "steps": summary["steps"]}
     write_json(out / "eval.json", result)
     return result
 
 
-def stage_train(work: Path, dataset: Path, seeds: list[int], budget: float) -> list[dict]:
-    """Both variants per seed, the two processes side by side."""
+def stage_train(work: Path, dataset: Path, variants: list[str], seeds: list[int],
+                budget: float) -> list[dict]:
+    """Every (variant, seed), two worker processes side by side."""
+    runs = [(v, s) for s in seeds for v in variants]
     results = []
-    for seed in seeds:
+    for k in range(0, len(runs), 2):
         jobs = [subprocess.Popen([sys.executable, __file__, "--worker", variant, str(seed),
                                   "--work", str(work), "--dataset", str(dataset),
                                   "--budget-s", str(budget)], stdout=subprocess.PIPE, text=True)
-                for variant in VARIANTS]
+                for variant, seed in runs[k:k + 2]]
         for job in jobs:
             stdout, _ = job.communicate()
             if job.returncode:
@@ -83,7 +93,7 @@ def stage_train(work: Path, dataset: Path, seeds: list[int], budget: float) -> l
     return results
 
 
-def stage_speed(work: Path, rounds: int, block: int) -> list[dict]:
+def stage_speed(work: Path, variants: list[str], rounds: int, block: int) -> list[dict]:
     import inference as inf
     import torch
 
@@ -91,20 +101,21 @@ def stage_speed(work: Path, rounds: int, block: int) -> list[dict]:
     from mlff_distiller.structures.sources import embed_conformers
 
     torch.set_num_threads(1)
-    shared = work / "shared_seed0" / "best.safetensors"
-    if not shared.exists():
-        raise SystemExit(f"{shared} missing: run --stages train first")
+    calcs = {"original": StudentCalculator(inf.student_model("original"), compile=True)}
+    for variant in variants:
+        path = work / f"{variant}_seed0" / "best.safetensors"
+        if not path.exists():
+            raise SystemExit(f"{path} missing: run --stages train first")
+        calcs[variant] = StudentCalculator(load_student(path), compile=True)
     mols = {n: embed_conformers(s, 1, seed=0)[0] for n, s in inf.MOLECULES.items()}
-    calcs = {"original": StudentCalculator(inf.student_model("original"), compile=True),
-             "tiny": StudentCalculator(inf.student_model("tiny"), compile=True),
-             "tiny-shared": StudentCalculator(load_student(shared), compile=True)}
     return inf.presets_head_to_head(mols, calcs, rounds, block)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--work", default="runs/shared_filters")
+    parser.add_argument("--work", default="runs/tiny_variants")
     parser.add_argument("--dataset", default="runs/dq_v3/dataset.h5")
+    parser.add_argument("--variants", default="tiny,shared,shared-c4")
     parser.add_argument("--stages", default="train,speed")
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--budget-s", type=float, default=480.0)
@@ -123,17 +134,21 @@ def main() -> None:
     unknown = sorted(set(stages) - {"train", "speed"})
     if unknown:
         parser.error(f"--stages: unknown {unknown}; choose from train, speed")
+    variants = args.variants.split(",")
+    unknown = sorted(set(variants) - set(VARIANTS))
+    if unknown:
+        parser.error(f"--variants: unknown {unknown}; choose from {', '.join(VARIANTS)}")
     if not dataset.exists():
         parser.error(f"--dataset {dataset} not found (build it as benchmarks/distill_quality.py "
                      "describes)")
     result_path = work / "results.json"
     result = json.loads(result_path.read_text()) if result_path.exists() else {}
     if "train" in stages:
-        result["train"] = stage_train(work, dataset, [int(s) for s in args.seeds.split(",")],
-                                      args.budget_s)
+        result["train"] = stage_train(work, dataset, variants,
+                                      [int(s) for s in args.seeds.split(",")], args.budget_s)
         write_json(result_path, result)
     if "speed" in stages:
-        result["speed"] = stage_speed(work, args.rounds, args.block)
+        result["speed"] = stage_speed(work, variants, args.rounds, args.block)
         write_json(result_path, result)
     print(json.dumps(result, indent=2))
     print(f"wrote {result_path}", file=sys.stderr)
