@@ -120,12 +120,20 @@ def student_model(preset: str):
     initialised one."""
     from mlff_distiller import build_student
     from mlff_distiller.models.checkpoint import load_student
+    from mlff_distiller.models.presets import preset_config
     from mlff_distiller.models.zoo import zoo_path
 
     path = STUDENT_FILES.get(preset) or zoo_path(f"sevennet-organic-{preset}")
     if path is None:
         return build_student(preset, elements=ELEMENTS, seed=0).eval()
-    return load_student(path)
+    model = load_student(path)
+    timed, wanted = model.config.to_dict(), preset_config(preset).to_dict()
+    timed.pop("elements"), wanted.pop("elements")
+    if timed != wanted:
+        print(f"note: timing {path} as {preset!r}, whose config {timed} is not the preset's "
+              f"{wanted} (pass --student {preset}=PATH for a student of the preset)",
+              file=sys.stderr, flush=True)
+    return model
 
 
 def students(mols, repeats: int, compile_presets: list[str]

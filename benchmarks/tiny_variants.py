@@ -1,9 +1,10 @@
-"""Cheaper `tiny` architectures against `tiny` as it is: accuracy at `tiny`'s training budget
-and speed per compiled MD step against `original`; JSON out.
+"""Cheaper `tiny` architectures against the prototype's `tiny`: accuracy at `tiny`'s training
+budget and speed per compiled MD step against `original`; JSON out.
 
-Variants (``--variants``, names from :data:`VARIANTS`): changes to the `tiny` preset's
-config, e.g. ``shared`` (one radial filter for both interactions) or ``shared-c4`` (that and
-a 4 Å cutoff, about 2/3 of the pairs of a drug-sized molecule).
+Variants (``--variants``, names from :data:`VARIANTS`): changes to the prototype's `tiny`
+(F=64, 2 interactions, 12 RBF, a radial filter per interaction, 5 Å), e.g. ``shared`` (one
+radial filter for both interactions) or ``shared-c4`` (that and a 4 Å cutoff, about 2/3 of
+the pairs of a drug-sized molecule; the `tiny` preset since session 11).
 
 Stages (each resumable: a trained variant and seed is not retrained):
 
@@ -17,7 +18,7 @@ Stages (each resumable: a trained variant and seed is not retrained):
 
 Usage:
   .venv/bin/python benchmarks/tiny_variants.py --work runs/tiny_variants \\
-      --dataset runs/dq_v3/dataset.h5 --variants tiny,shared,shared-c4 --stages train,speed
+      --dataset runs/dq_v3/dataset.h5 --variants prototype,shared-c4 --stages train,speed
 
 Never asserts on time.
 """
@@ -33,9 +34,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-# name -> changes to the tiny preset's PaiNNConfig
+PROTOTYPE_TINY = {"hidden": 64, "n_interactions": 2, "n_rbf": 12}  # 5 Å, own filters
+# name -> changes to PROTOTYPE_TINY
 VARIANTS: dict[str, dict] = {
-    "tiny": {},
+    "prototype": {},
     "shared": {"shared_filters": True},
     "c4": {"cutoff": 4.0},
     "shared-c4": {"shared_filters": True, "cutoff": 4.0},
@@ -43,11 +45,10 @@ VARIANTS: dict[str, dict] = {
 
 
 def variant_config(variant: str):
-    """The PaiNNConfig of ``variant`` (the tiny preset with the variant's changes)."""
-    from mlff_distiller.models.painn import replace_config
-    from mlff_distiller.models.presets import preset_config
+    """The PaiNNConfig of ``variant`` (the prototype's tiny with the variant's changes)."""
+    from mlff_distiller.models.painn import PaiNNConfig
 
-    return replace_config(preset_config("tiny"), **VARIANTS[variant])
+    return PaiNNConfig(**PROTOTYPE_TINY, **VARIANTS[variant])
 
 
 def train_one(work: Path, dataset: Path, variant: str, seed: int, budget: float) -> dict:
@@ -115,7 +116,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", default="runs/tiny_variants")
     parser.add_argument("--dataset", default="runs/dq_v3/dataset.h5")
-    parser.add_argument("--variants", default="tiny,shared,shared-c4")
+    parser.add_argument("--variants", default="prototype,shared-c4")
     parser.add_argument("--stages", default="train,speed")
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--budget-s", type=float, default=480.0)

@@ -24,7 +24,7 @@ def test_info_reports_preset_and_parameters(tmp_path, preset):
     assert info["preset"] == preset
     assert info["parameters"] == count_parameters(model)
     assert info["elements"] == ["H", "C", "N", "O", "F", "S", "Cl"]
-    assert info["cutoff_angstrom"] == 5.0
+    assert info["cutoff_angstrom"] == model.cutoff == (4.0 if preset == "tiny" else 5.0)
     assert info["metadata"] == {"teacher": "t"}
     table = CliRunner().invoke(app, ["info", str(path)])
     assert f"{count_parameters(model):,}" in table.output

@@ -1,7 +1,12 @@
 """Named student sizes and the one way to build a student.
 
-Presets follow the prototype's hyperparameters: ``original`` (F=128, 3 interactions),
+Presets follow the prototype's sizes: ``original`` (F=128, 3 interactions, 20 RBF),
 ``tiny`` (F=64, 2 interactions, 12 RBF), ``ultra-tiny`` (F=32, 2 interactions, 10 RBF).
+
+``tiny`` exists to be fast: one radial filter serves both its interactions
+(``shared_filters``) and its cutoff is 4 Å, about 2/3 of the pairs of a drug-sized molecule
+at 5 Å. Trained side by side with the prototype's tiny (separate filters, 5 Å) at the same
+CPU budget it is as accurate (``benchmarks/tiny_variants.py``; README, Benchmarks).
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from mlff_distiller.models.painn import PaiNN, PaiNNConfig, replace_config
 
 PRESETS: dict[str, PaiNNConfig] = {
     "original": PaiNNConfig(hidden=128, n_interactions=3, n_rbf=20),
-    "tiny": PaiNNConfig(hidden=64, n_interactions=2, n_rbf=12),
+    "tiny": PaiNNConfig(hidden=64, n_interactions=2, n_rbf=12, cutoff=4.0, shared_filters=True),
     "ultra-tiny": PaiNNConfig(hidden=32, n_interactions=2, n_rbf=10),
 }
 
