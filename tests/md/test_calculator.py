@@ -68,6 +68,31 @@ def test_direct_calculate_calls_follow_the_atoms_given(student64):
     np.testing.assert_allclose(calc.results["forces"], fresh.get_forces(), atol=1e-10)
 
 
+def test_md_steps_update_the_calculators_record_in_place(student64):
+    """Between MD steps only the positions change: the calculator's copy of the atoms
+    (calc.atoms) is updated in place, and any other change makes a new copy; results always
+    equal a fresh calculator's."""
+    atoms = molecule("CH3OH")
+    atoms.calc = calc = StudentCalculator(student64)
+    atoms.get_forces()
+    record = calc.atoms
+    for k in range(3):
+        atoms.positions[k] += [0.02, -0.01, 0.0]
+        forces = atoms.get_forces()
+        assert calc.atoms is record and record is not atoms
+        assert np.array_equal(record.positions, atoms.positions)
+        fresh = atoms.copy()
+        fresh.calc = StudentCalculator(student64)
+        np.testing.assert_allclose(forces, fresh.get_forces(), atol=1e-10)
+    atoms.numbers[1] = 7  # a new element: a new copy, not an in-place update
+    atoms.get_forces()
+    assert calc.atoms is not record and calc.atoms.numbers[1] == 7 and record.numbers[1] == 8
+    record = calc.atoms
+    atoms.cell = [10.0, 10.0, 10.0]
+    atoms.get_forces()
+    assert calc.atoms is not record and np.array_equal(calc.atoms.cell, atoms.cell)
+
+
 def test_a_signed_zero_change_recomputes_and_nan_fails_every_time(student64):
     atoms = Atoms("H2", positions=[[0.0, 0, 0], [0.74, 0, 0]])
     atoms.calc = calc = StudentCalculator(student64)

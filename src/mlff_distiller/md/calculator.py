@@ -30,6 +30,8 @@ class StudentCalculator(Calculator):
     reused across MD steps and a frozen energy + forces module, with results equal to the
     eager model. Stress is computed by the eager model on the same neighbour list. The fast
     path also tunes glibc's allocator for the process (``md.fast.tune_allocator``).
+    ``calc.atoms``, the calculator's copy of the last structure it computed, is updated in
+    place when only the positions change (every MD step); copy it to keep a snapshot.
 
     Args:
         model_or_path: a student (``ForceField``) or the path of a saved checkpoint.
@@ -77,6 +79,7 @@ class StudentCalculator(Calculator):
         self._inputs: dict[str, torch.Tensor] = {}
         self._pairs_source: np.ndarray | None = None  # the array inputs["pairs"] came from
         self._built_from: tuple[int, ...] = ()
+        self._last_record = None  # the Atoms object that self.atoms last pointed to
 
     @property
     def compile_s(self) -> float:
@@ -97,9 +100,14 @@ class StudentCalculator(Calculator):
         or 0.0 against -0.0, counts as a change, which only costs a recomputation. Anything
         else goes to ASE.
         """
-        old = self.atoms
-        if old is None or self.ignored_changes or old.arrays.keys() != atoms.arrays.keys():
-            return super().check_state(atoms, tol)
+        changes = None if self.atoms is None else self._exact_changes(self.atoms, atoms)
+        return super().check_state(atoms, tol) if changes is None else changes
+
+    def _exact_changes(self, old, atoms) -> list[str] | None:
+        """ASE's ``all_changes`` from ``old`` to ``atoms``, compared bit for bit; None when
+        the fast comparison does not apply (other per-atom arrays, ignored changes)."""
+        if self.ignored_changes or old.arrays.keys() != atoms.arrays.keys():
+            return None
         changes = [name for name in ("positions", "numbers", "initial_charges",
                                      "initial_magmoms")
                    if name in old.arrays and not _same(old.arrays[name], atoms.arrays[name])]
@@ -108,6 +116,20 @@ class StudentCalculator(Calculator):
         if not _same(old.pbc, atoms.pbc):
             changes.append("pbc")
         return changes
+
+    def _record(self, atoms):
+        """The calculator's copy of ``atoms`` (``self.atoms``, what ``check_state`` compares
+        with). When only the positions moved since the last copy, as in every MD step,
+        that copy's positions are overwritten in place instead of copying the whole Atoms
+        object (ASE's ``Atoms.copy`` costs about as much as a tiny student's forces on a
+        small molecule)."""
+        last = self._last_record
+        if last is not None and last is not atoms and self._exact_changes(last, atoms) == [
+                "positions"]:
+            np.copyto(last.arrays["positions"], atoms.arrays["positions"])
+            return last
+        self._last_record = atoms.copy()
+        return self._last_record
 
     def _checked_structure(self, atoms) -> tuple[np.ndarray, ...]:
         """(numbers, positions, cell, pbc), fully validated when the atoms changed, else
@@ -170,10 +192,10 @@ class StudentCalculator(Calculator):
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         # ASE's Calculator.calculate copies the atoms (and makes sure a directory exists,
-        # which this calculator never writes to); get_property has just copied them when it
-        # calls here, so copy only when they differ (a direct call)
+        # which this calculator never writes to); record them only when they differ from
+        # the last calculation's, reusing that record across MD steps (_record)
         if atoms is not None and (self.atoms is None or self.check_state(atoms)):
-            self.atoms = atoms.copy()
+            self.atoms = self._record(atoms)
         atoms = self.atoms
         want_stress = "stress" in properties
         if want_stress and not atoms.pbc.all():

@@ -139,10 +139,11 @@ class VerletNeighborList:
     def _needs_rebuild(self, positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray) -> bool:
         if self._positions is None or positions.shape != self._positions.shape:
             return True
-        if not (np.array_equal(cell, self._cell) and np.array_equal(pbc, self._pbc)):
+        if cell.tobytes() != self._cell.tobytes() or pbc.tobytes() != self._pbc.tobytes():
             return True
-        moved = np.einsum("ij,ij->i", positions - self._positions, positions - self._positions)
-        return bool(moved.max(initial=0.0) > (0.5 * self.skin) ** 2)
+        moved = positions - self._positions
+        moved *= moved
+        return bool(moved.sum(axis=1).max(initial=0.0) > (0.5 * self.skin) ** 2)
 
 
 class FastForceField(nn.Module):
