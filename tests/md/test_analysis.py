@@ -79,3 +79,16 @@ def test_histogram_overlap():
     shifted = a.histogram_overlap(x, rng.normal(size=20000) + 1.0, bins=60)
     assert shifted == pytest.approx(0.617, abs=0.03)
     assert math.isnan(a.histogram_overlap([], [1.0]))
+
+
+@pytest.mark.parametrize("n_atoms", [2, 9, a.ALL_PAIRS_MAX_ATOMS, a.ALL_PAIRS_MAX_ATOMS + 1, 300])
+def test_min_distance_equals_every_pair_on_both_paths(n_atoms):
+    """All pairs for small structures, a k-d tree above ALL_PAIRS_MAX_ATOMS: both give the
+    smallest of all n(n-1)/2 distances, and 0 for two atoms on the same spot."""
+    positions = np.random.default_rng(n_atoms).random((n_atoms, 3)) * 2.0 * n_atoms ** (1 / 3)
+    brute = min(float(np.linalg.norm(positions[i] - positions[j]))
+                for i in range(n_atoms) for j in range(i + 1, n_atoms))
+    assert a.min_distance(positions) == pytest.approx(brute, rel=1e-12)
+    positions[-1] = positions[0]
+    assert a.min_distance(positions) == 0.0
+    assert a.min_distance(positions[:1]) == math.inf

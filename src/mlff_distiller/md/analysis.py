@@ -6,6 +6,7 @@ runs dynamics (see :mod:`mlff_distiller.md.runs`).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 
@@ -79,13 +80,37 @@ def bond_angles(positions: np.ndarray, angles: np.ndarray) -> np.ndarray:
     return np.degrees(np.arctan2(cross, np.sum(u * v, axis=-1)))
 
 
+ALL_PAIRS_MAX_ATOMS = 64  # min_distance compares all pairs up to this size, else a k-d tree
+
+
 def min_distance(positions: np.ndarray) -> float:
-    """Smallest interatomic distance (Å) of one geometry; ``inf`` for a single atom."""
+    """Smallest interatomic distance (Å) of one geometry; ``inf`` for a single atom.
+
+    Called every MD step by the watchdog: all pairs (cached indices) up to
+    :data:`ALL_PAIRS_MAX_ATOMS` atoms, each atom's nearest neighbour from a k-d tree above
+    (the all-pairs cost grows as n^2: 2.4 ms at 300 atoms against 0.15 ms).
+    """
     positions = np.asarray(positions, dtype=np.float64)
     if len(positions) < 2:
         return math.inf
-    i, j = np.triu_indices(len(positions), k=1)
-    return float(np.min(np.linalg.norm(positions[j] - positions[i], axis=1)))
+    if len(positions) > ALL_PAIRS_MAX_ATOMS:
+        from scipy.spatial import cKDTree
+
+        distances, _ = cKDTree(positions).query(positions, k=2)
+        return float(distances[:, 1].min())
+    i, j = _upper_pairs(len(positions))
+    d = np.take(positions, j, axis=0)
+    d -= np.take(positions, i, axis=0)
+    d *= d
+    return float(np.sqrt(d.sum(axis=1).min()))
+
+
+@functools.lru_cache(maxsize=8)
+def _upper_pairs(n_atoms: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (i, j), i < j, of every pair of ``n_atoms`` atoms (read-only, cached)."""
+    i, j = np.triu_indices(n_atoms, k=1)
+    i.flags.writeable = j.flags.writeable = False
+    return i, j
 
 
 def geometry_failure(

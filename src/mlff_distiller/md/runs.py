@@ -142,8 +142,8 @@ def _failure(positions, epot, temp, window, bonds, start_lengths, config) -> str
         return reason
     window.append(temp)
     limit = config.max_temperature_factor * config.temperature_K
-    if len(window) == window.maxlen and np.mean(window) > limit:
-        return (f"temperature runaway: mean {np.mean(window):.0f} K over "
+    if len(window) == window.maxlen and sum(window) / len(window) > limit:
+        return (f"temperature runaway: mean {sum(window) / len(window):.0f} K over "
                 f"{window.maxlen} steps (limit {limit:.0f} K)")
     return None
 
