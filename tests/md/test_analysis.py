@@ -92,3 +92,22 @@ def test_min_distance_equals_every_pair_on_both_paths(n_atoms):
     positions[-1] = positions[0]
     assert a.min_distance(positions) == 0.0
     assert a.min_distance(positions[:1]) == math.inf
+
+
+def test_closest_pair_watch_is_exact_and_skips_safe_steps():
+    """Along a trajectory in which two atoms slowly collide, the watch reports exactly the
+    steps min_distance puts below the limit, and searches all pairs only on some steps."""
+    rng = np.random.default_rng(0)
+    positions = np.array([[0.0, 0, 0], [2.0, 0, 0], [0, 1.5, 0], [0, 0, 1.5], [1.5, 1.5, 0]])
+    watch = a.ClosestPairWatch(limit=0.5)
+    steps = 400
+    for step in range(steps):
+        positions = positions + rng.normal(0, 0.002, positions.shape)
+        positions[1, 0] -= 0.004  # atom 1 walks into atom 0: about 1.6 Å over the run
+        expected = a.min_distance(positions)
+        got = watch.closest_below_limit(positions)
+        assert (got is not None) == (expected < 0.5), step
+        if got is not None:
+            assert got == expected
+    assert a.min_distance(positions) < 0.5  # the collision did happen
+    assert watch.n_full_checks < steps / 2

@@ -113,17 +113,51 @@ def _upper_pairs(n_atoms: int) -> tuple[np.ndarray, np.ndarray]:
     return i, j
 
 
+class ClosestPairWatch:
+    """:func:`min_distance` for a trajectory, all pairs checked only when they could have
+    come closer than ``limit`` Å since the last full check.
+
+    If no atom moved more than delta since the last full check (closest distance d0), no
+    distance shrank by more than 2 delta: while 2 delta < d0 - limit no pair can be below
+    ``limit``, and the O(n^2) (or k-d tree) search is skipped. The answer is exact.
+    """
+
+    def __init__(self, limit: float) -> None:
+        self.limit = float(limit)
+        self.n_full_checks = 0
+        self._reference: np.ndarray | None = None  # positions (n, 3) of the last full check
+        self._margin = 0.0  # its closest distance minus the limit, Å
+
+    def closest_below_limit(self, positions: np.ndarray) -> float | None:
+        """The closest distance (Å) of ``positions`` (n, 3) when it is below the limit,
+        else None."""
+        reference = self._reference
+        if reference is not None and self._margin > 0 and reference.shape == positions.shape:
+            moved = positions - reference
+            moved *= moved
+            if 4.0 * float(moved.sum(axis=1).max(initial=0.0)) < self._margin**2:
+                return None
+        d = min_distance(positions)
+        self.n_full_checks += 1
+        self._reference = np.array(positions, dtype=np.float64)
+        self._margin = d - self.limit
+        return d if d < self.limit else None
+
+
 def geometry_failure(
     positions: np.ndarray,
     bonds: np.ndarray,
     initial_lengths: np.ndarray,
     stretch_factor: float,
     min_allowed: float,
+    closest_pair: ClosestPairWatch | None = None,
 ) -> str | None:
     """Why a geometry is broken, or ``None``.
 
     Broken when a bond exceeds ``stretch_factor`` times its starting length, atoms come
-    closer than ``min_allowed`` Å, or a coordinate is not finite.
+    closer than ``min_allowed`` Å, or a coordinate is not finite. Along a trajectory, pass
+    ``closest_pair`` (a :class:`ClosestPairWatch` with limit ``min_allowed``), which skips
+    the all-pairs search while no pair can have crossed the limit.
     """
     if not np.all(np.isfinite(positions)):
         return "non-finite positions"
@@ -134,9 +168,13 @@ def geometry_failure(
             i, j = bonds[worst]
             return (f"bond {i}-{j} stretched to {ratio[worst]:.2f}x its start "
                     f"(limit {stretch_factor:g}x)")
-    d = min_distance(positions)
-    if d < min_allowed:
-        return f"atoms {d:.3f} Å apart (limit {min_allowed:g} Å)"
+    if closest_pair is None:
+        d = min_distance(positions)
+        too_close = d if d < min_allowed else None
+    else:
+        too_close = closest_pair.closest_below_limit(positions)
+    if too_close is not None:
+        return f"atoms {too_close:.3f} Å apart (limit {min_allowed:g} Å)"
     return None
 
 

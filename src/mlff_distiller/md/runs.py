@@ -15,7 +15,12 @@ import numpy as np
 from ase import Atoms, units
 
 from mlff_distiller.errors import InputError
-from mlff_distiller.md.analysis import bond_lengths, find_bonds, geometry_failure
+from mlff_distiller.md.analysis import (
+    ClosestPairWatch,
+    bond_lengths,
+    find_bonds,
+    geometry_failure,
+)
 
 
 @dataclass(frozen=True)
@@ -98,6 +103,7 @@ def run_md(atoms: Atoms, calc, config: MDConfig, ensemble: str = "nve") -> dict:
     series: dict[str, list[float]] = {"potential_eV": [], "kinetic_eV": [], "temperature_K": []}
     frames: list[np.ndarray] = []
     window: deque[float] = deque(maxlen=config.temperature_window)
+    closest_pair = ClosestPairWatch(config.min_distance_A)
     failure = None
     step = 0
     try:
@@ -106,7 +112,8 @@ def run_md(atoms: Atoms, calc, config: MDConfig, ensemble: str = "nve") -> dict:
             epot = float(atoms.get_potential_energy())
             ekin = float(atoms.get_kinetic_energy())
             temp = float(atoms.get_temperature())
-            reason = _failure(atoms.positions, epot, temp, window, bonds, start_lengths, config)
+            reason = _failure(atoms.positions, epot, temp, window, bonds, start_lengths, config,
+                              closest_pair)
             if reason is not None:
                 failure = reason
                 break
@@ -133,11 +140,12 @@ def run_md(atoms: Atoms, calc, config: MDConfig, ensemble: str = "nve") -> dict:
     }
 
 
-def _failure(positions, epot, temp, window, bonds, start_lengths, config) -> str | None:
+def _failure(positions, epot, temp, window, bonds, start_lengths, config,
+             closest_pair: ClosestPairWatch) -> str | None:
     if not (np.isfinite(epot) and np.isfinite(temp)):
         return f"non-finite energy ({epot}) or temperature ({temp})"
     reason = geometry_failure(positions, bonds, start_lengths, config.stretch_factor,
-                              config.min_distance_A)
+                              config.min_distance_A, closest_pair)
     if reason is not None:
         return reason
     window.append(temp)

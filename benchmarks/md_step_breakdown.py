@@ -1,0 +1,130 @@
+"""Where a compiled student's MD step goes: the compiled program alone, one velocity Verlet
+step through the ASE calculator, and one step of the MD runner (``md.runs.run_md``, with its
+watchdog); JSON out.
+
+Per preset (zoo students, or ``--student PRESET=PATH`` as in ``inference.py``) and molecule
+(9/20/40/76 atoms), one thread, in blocks of ``--block`` calls per round with the presets in
+turn (as ``inference.presets_head_to_head``), medians over ``--rounds`` rounds:
+
+  program_us   the AOTInductor program on the starting geometry's pairs (fixed inputs)
+  md_step_us   ASE VelocityVerlet step with ``StudentCalculator(compile=True)``
+  run_md_us    ``run_md`` NVE per step over ``10 x --block`` steps (the MD validation's
+               runner; its per-run setup, the first force call included, is spread over
+               those steps as in a real run of 1,000-2,000 steps)
+
+and the differences: ``calculator_and_ase_us`` (md_step - program: neighbour list, input
+conversion, ASE's step and change checks) and ``watchdog_us`` (run_md - md_step). The share
+of ``md_step_us`` outside the program is what limits `tiny` against `original` on small
+molecules.
+
+Usage: .venv/bin/python benchmarks/md_step_breakdown.py [--student tiny=PATH] --out FILE
+Never asserts on time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+
+def program_call(model, atoms):
+    """The compiled program (as ``compile=True`` builds it) on ``atoms``' pairs within the
+    cutoff, inputs fixed."""
+    import torch
+
+    from mlff_distiller.data.neighbors import neighbor_list
+    from mlff_distiller.md.fast import CompiledEnergyAndForces, FastForceField
+
+    program = CompiledEnergyAndForces(FastForceField(model))
+    pairs, _ = neighbor_list(atoms.positions, atoms.cell.array, atoms.pbc, model.cutoff,
+                             full_list=False)
+    dtype = next(model.parameters()).dtype
+    args = (torch.tensor(atoms.positions, dtype=dtype),
+            program.fast.species(torch.tensor(atoms.numbers)), torch.as_tensor(pairs), None,
+            torch.zeros(len(atoms), dtype=torch.long), 1)
+    return lambda: program(*args)
+
+
+def run_md_call(atoms, calc, block: int):
+    from mlff_distiller.md.runs import MDConfig, run_md
+
+    config = MDConfig(nve_steps=block)
+    return lambda: run_md(atoms, calc, config, "nve")
+
+
+def breakdown(presets: list[str], rounds: int, block: int) -> list[dict]:
+    import inference as inf
+    import torch
+
+    from mlff_distiller import StudentCalculator
+    from mlff_distiller.structures.sources import embed_conformers
+
+    torch.set_num_threads(1)
+    calcs = {p: StudentCalculator(inf.student_model(p), compile=True) for p in presets}
+    out = []
+    for n, smiles in inf.MOLECULES.items():
+        atoms = embed_conformers(smiles, 1, seed=0)[0]
+        calls = {p: {"program": program_call(calcs[p].model, atoms),
+                     "md_step": inf.md_step_call(atoms, calcs[p])} for p in presets}
+        runners = {p: run_md_call(atoms, calcs[p], 10 * block) for p in presets}
+        times = {p: {"program": [], "md_step": [], "run_md": []} for p in presets}
+        for _ in range(rounds + 1):  # the first round warms up
+            for p in presets:
+                for name, call in calls[p].items():
+                    call()
+                    t0 = time.perf_counter()
+                    for _step in range(block):
+                        call()
+                    times[p][name].append((time.perf_counter() - t0) / block)
+                t0 = time.perf_counter()
+                runners[p]()
+                times[p]["run_md"].append((time.perf_counter() - t0) / (10 * block))
+        for p in presets:
+            us = {f"{k}_us": 1e6 * statistics.median(v[1:]) for k, v in times[p].items()}
+            us["calculator_and_ase_us"] = us["md_step_us"] - us["program_us"]
+            us["watchdog_us"] = us["run_md_us"] - us["md_step_us"]
+            row = {"preset": p, "n_atoms": n, **{k: round(v, 1) for k, v in us.items()}}
+            out.append(row)
+            print(json.dumps(row), flush=True)
+    return out
+
+
+def main() -> None:
+    import inference as inf
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="runs/bench/md_step_breakdown.json")
+    parser.add_argument("--presets", default=",".join(inf.PRESETS))
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--block", type=int, default=100)
+    parser.add_argument("--student", action="append", default=[], metavar="PRESET=PATH",
+                        help="time this checkpoint as PRESET instead of the zoo student")
+    args = parser.parse_args()
+    presets = args.presets.split(",")
+    unknown = sorted(set(presets) - set(inf.PRESETS))
+    if unknown:
+        parser.error(f"--presets: unknown {unknown}; choose from {', '.join(inf.PRESETS)}")
+    for item in args.student:
+        preset, _, path = item.partition("=")
+        if preset not in inf.PRESETS or not Path(path).is_file():
+            parser.error(f"--student {item!r}: expected PRESET=PATH with PRESET one of "
+                         f"{', '.join(inf.PRESETS)} and PATH an existing checkpoint file")
+        inf.STUDENT_FILES[preset] = path
+    from mlff_distiller.fileio import write_json
+
+    result = {"benchmark": "md_step_breakdown", "rounds": args.rounds, "block": args.block,
+              "students": dict(inf.STUDENT_FILES), "rows": breakdown(presets, args.rounds,
+                                                                    args.block)}
+    write_json(args.out, result)
+    print(f"wrote {args.out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
