@@ -113,6 +113,17 @@ def md_step_call(atoms, calc):
 STUDENT_FILES: dict[str, str] = {}  # preset -> checkpoint timed instead of the zoo's (--student)
 
 
+def use_student_files(parser: argparse.ArgumentParser, items: list[str]) -> None:
+    """Record ``--student PRESET=PATH`` items in :data:`STUDENT_FILES`; a bad one is a
+    parser error naming it."""
+    for item in items:
+        preset, _, path = item.partition("=")
+        if preset not in PRESETS or not Path(path).is_file():
+            parser.error(f"--student {item!r}: expected PRESET=PATH with PRESET one of "
+                         f"{', '.join(PRESETS)} and PATH an existing checkpoint file")
+        STUDENT_FILES[preset] = path
+
+
 def student_model(preset: str):
     """The student timed as ``preset``: the checkpoint given by ``--student PRESET=PATH``,
     else the packaged zoo student (trained, so MD steps follow real dynamics: random
@@ -425,12 +436,7 @@ def main() -> None:
     parser.add_argument("--tune-allocator", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--chunked", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    for item in args.student:
-        preset, _, path = item.partition("=")
-        if preset not in PRESETS or not Path(path).is_file():
-            parser.error(f"--student {item!r}: expected PRESET=PATH with PRESET one of "
-                         f"{', '.join(PRESETS)} and PATH an existing checkpoint file")
-        STUDENT_FILES[preset] = path
+    use_student_files(parser, args.student)
     compile_presets = [p for p in args.compile.split(",") if p]
     unknown = sorted(set(compile_presets) - set(PRESETS))
     if unknown:

@@ -111,12 +111,7 @@ def main() -> None:
     unknown = sorted(set(presets) - set(inf.PRESETS))
     if unknown:
         parser.error(f"--presets: unknown {unknown}; choose from {', '.join(inf.PRESETS)}")
-    for item in args.student:
-        preset, _, path = item.partition("=")
-        if preset not in inf.PRESETS or not Path(path).is_file():
-            parser.error(f"--student {item!r}: expected PRESET=PATH with PRESET one of "
-                         f"{', '.join(inf.PRESETS)} and PATH an existing checkpoint file")
-        inf.STUDENT_FILES[preset] = path
+    inf.use_student_files(parser, args.student)
     from mlff_distiller.fileio import write_json
 
     result = {"benchmark": "md_step_breakdown", "rounds": args.rounds, "block": args.block,
