@@ -168,11 +168,8 @@ def geometry_failure(
             i, j = bonds[worst]
             return (f"bond {i}-{j} stretched to {ratio[worst]:.2f}x its start "
                     f"(limit {stretch_factor:g}x)")
-    if closest_pair is None:
-        d = min_distance(positions)
-        too_close = d if d < min_allowed else None
-    else:
-        too_close = closest_pair.closest_below_limit(positions)
+    watch = closest_pair if closest_pair is not None else ClosestPairWatch(min_allowed)
+    too_close = watch.closest_below_limit(positions)
     if too_close is not None:
         return f"atoms {too_close:.3f} Å apart (limit {min_allowed:g} Å)"
     return None

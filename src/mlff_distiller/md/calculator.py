@@ -18,6 +18,7 @@ from mlff_distiller.md.fast import (
     FastForceField,
     VerletNeighborList,
     edges_from_pairs,
+    same_bytes,
     tune_allocator,
 )
 from mlff_distiller.models.forces import ForceField
@@ -96,9 +97,9 @@ class StudentCalculator(Calculator):
         """ASE's change detection, with a fast exact path for the common MD case.
 
         When both structures hold the same per-atom arrays, each of ASE's ``all_changes``
-        is compared bit for bit (:func:`_same`): any difference, even below ASE's tolerance
-        or 0.0 against -0.0, counts as a change, which only costs a recomputation. Anything
-        else goes to ASE.
+        is compared bit for bit (:func:`~mlff_distiller.md.fast.same_bytes`): any
+        difference, even below ASE's tolerance or 0.0 against -0.0, counts as a change,
+        which only costs a recomputation. Anything else goes to ASE.
         """
         changes = None if self.atoms is None else self._exact_changes(self.atoms, atoms)
         return super().check_state(atoms, tol) if changes is None else changes
@@ -110,10 +111,10 @@ class StudentCalculator(Calculator):
             return None
         changes = [name for name in ("positions", "numbers", "initial_charges",
                                      "initial_magmoms")
-                   if name in old.arrays and not _same(old.arrays[name], atoms.arrays[name])]
-        if not _same(old.cell.array, atoms.cell.array):
+                   if name in old.arrays and not same_bytes(old.arrays[name], atoms.arrays[name])]
+        if not same_bytes(old.cell.array, atoms.cell.array):
             changes.append("cell")
-        if not _same(old.pbc, atoms.pbc):
+        if not same_bytes(old.pbc, atoms.pbc):
             changes.append("pbc")
         return changes
 
@@ -135,7 +136,7 @@ class StudentCalculator(Calculator):
         """(numbers, positions, cell, pbc), fully validated when the atoms changed, else
         only checked for finite positions and cell (the per-step case)."""
         numbers, positions, cell = atoms.numbers, atoms.positions, atoms.cell.array
-        if (self._numbers is None or not _same(numbers, self._numbers)
+        if (self._numbers is None or not same_bytes(numbers, self._numbers)
                 or not (np.isfinite(positions).all() and np.isfinite(cell).all())):
             return validate_structure(
                 numbers, positions, cell, atoms.pbc,
@@ -226,12 +227,6 @@ class StudentCalculator(Calculator):
             self.results["stress"] = full_3x3_to_voigt_6_stress(stress)
         elif "stress" in self.results:
             del self.results["stress"]
-
-
-def _same(a: np.ndarray, b: np.ndarray) -> bool:
-    """True when the arrays have the same shape, dtype and bytes (NaN equals itself; 0.0
-    and -0.0 differ): a cheap exact change test for small per-step arrays."""
-    return a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()
 
 
 __all__ = ["StudentCalculator"]

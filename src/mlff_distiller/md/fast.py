@@ -77,6 +77,12 @@ def tune_allocator() -> bool:
     return _ALLOCATOR_TUNED
 
 
+def same_bytes(a: np.ndarray, b: np.ndarray) -> bool:
+    """True when the arrays have the same shape, dtype and bytes (NaN equals itself; 0.0
+    and -0.0 differ): a cheap exact change test for small per-step arrays."""
+    return a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()
+
+
 class VerletNeighborList:
     """Pairs (each once) within ``cutoff + skin``, rebuilt only when needed.
 
@@ -139,7 +145,7 @@ class VerletNeighborList:
     def _needs_rebuild(self, positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray) -> bool:
         if self._positions is None or positions.shape != self._positions.shape:
             return True
-        if cell.tobytes() != self._cell.tobytes() or pbc.tobytes() != self._pbc.tobytes():
+        if not (same_bytes(cell, self._cell) and same_bytes(pbc, self._pbc)):
             return True
         moved = positions - self._positions
         moved *= moved
@@ -437,5 +443,6 @@ __all__ = [
     "chunk_pairs_for",
     "edges_from_pairs",
     "fast_arguments",
+    "same_bytes",
     "tune_allocator",
 ]
