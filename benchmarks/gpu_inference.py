@@ -196,18 +196,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/bench/gpu_inference.json")
     parser.add_argument("--device", default="cuda")
-    parser.add_argument("--presets", default=",".join(inf.PRESETS))
     parser.add_argument("--batches", default=",".join(map(str, BATCHES)))
     parser.add_argument("--repeats", type=int, default=200)
     parser.add_argument("--skip", default="", help=f"latency variants to leave out, of "
                         f"{', '.join(LATENCY_VARIANTS)}")
-    parser.add_argument("--student", action="append", default=[], metavar="PRESET=PATH",
-                        help="time this checkpoint as PRESET instead of the zoo student")
+    inf.add_student_arguments(parser)
     args = parser.parse_args()
-    presets = args.presets.split(",")
-    unknown = sorted(set(presets) - set(inf.PRESETS))
-    if unknown:
-        parser.error(f"--presets: unknown {unknown}; choose from {', '.join(inf.PRESETS)}")
+    presets = inf.chosen_presets(parser, args)
     skip = {s for s in args.skip.split(",") if s}
     if skip - set(LATENCY_VARIANTS):
         parser.error(f"--skip: unknown {sorted(skip - set(LATENCY_VARIANTS))}; choose from "
@@ -225,7 +220,6 @@ def main() -> None:
     if device.type == "cuda" and not torch.cuda.is_available():
         parser.error(f"--device {args.device}: torch {torch.__version__} sees no CUDA device; "
                      "run on a machine with one, or --device cpu for a smoke run")
-    inf.use_student_files(parser, args.student)
 
     from mlff_distiller.fileio import write_json
     from mlff_distiller.structures.sources import embed_conformers

@@ -124,6 +124,25 @@ def use_student_files(parser: argparse.ArgumentParser, items: list[str]) -> None
         STUDENT_FILES[preset] = path
 
 
+def add_student_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--presets`` (which presets to time) and ``--student PRESET=PATH`` (a checkpoint to
+    time as PRESET), for the scripts that time students; read back by :func:`chosen_presets`."""
+    parser.add_argument("--presets", default=",".join(PRESETS))
+    parser.add_argument("--student", action="append", default=[], metavar="PRESET=PATH",
+                        help="time this checkpoint as PRESET instead of the zoo student")
+
+
+def chosen_presets(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
+    """The ``--presets`` asked for, after recording ``--student`` items
+    (:func:`use_student_files`); an unknown preset is a parser error."""
+    presets = args.presets.split(",")
+    unknown = sorted(set(presets) - set(PRESETS))
+    if unknown:
+        parser.error(f"--presets: unknown {unknown}; choose from {', '.join(PRESETS)}")
+    use_student_files(parser, args.student)
+    return presets
+
+
 def student_model(preset: str):
     """The student timed as ``preset``: the checkpoint given by ``--student PRESET=PATH``,
     else the packaged zoo student (trained, so MD steps follow real dynamics: random

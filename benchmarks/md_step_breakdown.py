@@ -101,17 +101,11 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/bench/md_step_breakdown.json")
-    parser.add_argument("--presets", default=",".join(inf.PRESETS))
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--block", type=int, default=100)
-    parser.add_argument("--student", action="append", default=[], metavar="PRESET=PATH",
-                        help="time this checkpoint as PRESET instead of the zoo student")
+    inf.add_student_arguments(parser)
     args = parser.parse_args()
-    presets = args.presets.split(",")
-    unknown = sorted(set(presets) - set(inf.PRESETS))
-    if unknown:
-        parser.error(f"--presets: unknown {unknown}; choose from {', '.join(inf.PRESETS)}")
-    inf.use_student_files(parser, args.student)
+    presets = inf.chosen_presets(parser, args)
     from mlff_distiller.fileio import write_json
 
     result = {"benchmark": "md_step_breakdown", "rounds": args.rounds, "block": args.block,
