@@ -29,6 +29,20 @@ Usage:
   .venv/bin/python benchmarks/gpu_inference.py --device cpu --presets ultra-tiny \
       --batches 1,2 --repeats 3 --skip compiled,compiled_md   # a smoke run without a GPU
 
+On a lent GPU machine (the ``device`` tool): its python3 (3.12) has a CUDA torch but not
+ase, rdkit or vesin, so carry them as wheels and run from the source tree. Here, once:
+
+  echo /.whl/ >> .git/info/exclude
+  python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
+      --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 \
+      -d .whl ase==3.29.0 vesin==0.6.2 rdkit==2026.9.1
+
+then ``run`` with ``carry: [".whl"]``:
+
+  python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl &&
+  PYTHONPATH=/tmp/site:src PYTHONUNBUFFERED=1 python3 benchmarks/gpu_inference.py \
+      --out $OUT/gpu_inference.json
+
 Never asserts on time.
 """
 
