@@ -227,13 +227,13 @@ def main() -> None:
         parser.error(f"--batches {args.batches!r}: expected comma-separated integers")
     if not batches or min(batches) < 1:
         parser.error(f"--batches {args.batches!r}: expected batch sizes >= 1")
+    from mlff_distiller.devices import torch_device
+    from mlff_distiller.errors import InputError
+
     try:
-        device = torch.device(args.device)
-    except RuntimeError as exc:
-        parser.error(f"--device {args.device!r}: {exc}")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        parser.error(f"--device {args.device}: torch {torch.__version__} sees no CUDA device; "
-                     "run on a machine with one, or --device cpu for a smoke run")
+        device = torch_device(args.device, "--device")
+    except InputError as exc:
+        parser.error(f"{exc} (--device cpu: a smoke run)")
 
     from mlff_distiller.fileio import write_json
     from mlff_distiller.structures.sources import embed_conformers

@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from mlff_distiller.devices import torch_device
 from mlff_distiller.errors import InputError
 from mlff_distiller.export.core import ExportableStudent, LoadedExport, with_scriptable_torch
 from mlff_distiller.fileio import atomic_path
@@ -31,6 +32,7 @@ def save_torchscript(
 
 def load_torchscript(path: str | os.PathLike, device: str = "cpu") -> LoadedExport:
     """Load a file written by :func:`save_torchscript`."""
+    device = torch_device(device)
     extra = {METADATA_FILE: ""}
     try:
         module = torch.jit.load(str(path), map_location=device, _extra_files=extra)

@@ -11,6 +11,7 @@ from ase.stress import full_3x3_to_voigt_6_stress
 
 from mlff_distiller import keys
 from mlff_distiller.data.graph import atoms_to_graph, validate_structure
+from mlff_distiller.devices import torch_device
 from mlff_distiller.errors import InputError
 from mlff_distiller.md.fast import (
     DEFAULT_SKIN,
@@ -55,6 +56,7 @@ class StudentCalculator(Calculator):
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
+        self.device = torch_device(device)
         if isinstance(model_or_path, ForceField):
             model = model_or_path
         elif isinstance(model_or_path, (str, os.PathLike)):
@@ -66,7 +68,6 @@ class StudentCalculator(Calculator):
                 "StudentCalculator expects a student model or a checkpoint path, got "
                 f"{type(model_or_path).__name__}"
             )
-        self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.dtype = next(self.model.parameters()).dtype
         self.fast = bool(fast)

@@ -20,6 +20,7 @@ import torch
 
 from mlff_distiller import keys
 from mlff_distiller.data.graph import collate, structure_graph
+from mlff_distiller.devices import torch_device
 from mlff_distiller.errors import InputError
 from mlff_distiller.md.fast import (
     ChunkedEnergyAndForces,
@@ -75,7 +76,7 @@ class StudentModel(ModelInterface):
             from mlff_distiller.models.checkpoint import load_student
 
             student = load_student(student)
-        self._device = torch.device(device or "cpu")
+        self._device = torch_device(device or "cpu")
         self._dtype = dtype
         self._compute_stress = bool(compute_stress)
         self._compute_forces = bool(compute_forces)

@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from mlff_distiller.devices import torch_device
 from mlff_distiller.errors import InputError
 from mlff_distiller.fileio import atomic_path
 from mlff_distiller.models.forces import ForceField
@@ -108,6 +109,7 @@ def load_student(
 
     The returned model is in eval mode and carries ``checkpoint_metadata``.
     """
+    device = torch_device(device)
     path = _existing(path)
     if _is_torch_file(path):
         model = _load_legacy(path, config)

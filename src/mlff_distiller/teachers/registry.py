@@ -91,6 +91,9 @@ def load_teacher(spec: str, weights: str | None = None, device: str = "cpu") -> 
                          "(e.g. --teacher sevennet, --teacher mace:PATH, "
                          "--teacher ase:package.module:factory)")
     constructor = TEACHERS[name][0]
+    from mlff_distiller.devices import torch_device
+
+    torch_device(device)  # a device this process cannot use fails here, naming it
     return constructor(arg or None, weights, device)
 
 

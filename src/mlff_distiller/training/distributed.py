@@ -16,6 +16,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from mlff_distiller.devices import torch_device
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -34,6 +36,8 @@ def setup_distributed(device: str = "auto") -> DistInfo:
     Args:
         device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
     """
+    if device == "cuda":
+        torch_device(device, "train.device")  # no usable GPU: say so now, not mid-training
     use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1 and not dist.is_initialized():
