@@ -41,6 +41,8 @@ def sample_frames(start: Atoms, calculators: list, steps: int, stride: int,
                   keep: int, seed: int) -> list[Atoms]:
     """Run Langevin MD with ``calculators[0]`` and return the ``keep`` most uncertain frames
     (stops early, keeping earlier frames, when two atoms come closer than ``min_distance``)."""
+    from ase.constraints import FixCom
+    from ase.md import velocitydistribution
     from ase.md.langevin import Langevin
 
     from mlff_distiller.md.velocities import maxwell_boltzmann
@@ -48,8 +50,11 @@ def sample_frames(start: Atoms, calculators: list, steps: int, stride: int,
     atoms = start.copy()
     atoms.calc = calculators[0]
     maxwell_boltzmann(atoms, temperature_K, np.random.default_rng(seed))
+    velocitydistribution.Stationary(atoms)
+    atoms.set_constraint(FixCom())  # as md.runs: the thermostat's noise must not move it
     dynamics = Langevin(atoms, timestep_fs * units.fs, temperature_K=temperature_K,
-                        friction=0.01 / units.fs, rng=np.random.default_rng(seed + 1))
+                        friction=0.01 / units.fs, fixcm=False,
+                        rng=np.random.default_rng(seed + 1))
     scored: list[tuple[float, Atoms]] = []
     previous = None
     for _ in range(max(steps // stride, 1)):
@@ -58,7 +63,7 @@ def sample_frames(start: Atoms, calculators: list, steps: int, stride: int,
         if closest_pair(positions) < min_distance:
             break
         frame = Atoms(numbers=atoms.numbers, positions=positions, cell=atoms.cell, pbc=atoms.pbc)
-        forces = [atoms.get_forces()]
+        forces = [atoms.get_forces(apply_constraint=False)]  # as the others': unconstrained
         for calc in calculators[1:]:
             frame.calc = calc
             forces.append(frame.get_forces())

@@ -28,3 +28,22 @@ def test_sample_frames_keeps_the_most_uncertain():
     scores = [f.info["onpolicy_score"] for f in frames]
     assert len(frames) == 3 and scores == sorted(scores, reverse=True) and scores[-1] > 0
     assert all(f.calc is None and len(f) == 5 for f in frames)
+
+
+def test_sample_frames_thermostat_keeps_the_centre_of_mass_and_scores_raw_forces():
+    """The Langevin noise must not move the molecule (FixCom, as the MD runner does) and the
+    score compares the calculators' unconstrained forces: one calculator twice scores 0."""
+    import warnings
+
+    start = molecule("CH3OH")
+    lj = LennardJones(sigma=1.0, epsilon=0.01, rc=4.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)  # ASE's deprecated fixcm=True
+        frames = sample_frames(start, [lj, LennardJones(sigma=1.0, epsilon=0.01, rc=4.0)],
+                               steps=200, stride=10, temperature_K=600, timestep_fs=0.5,
+                               min_distance=0.3, keep=20, seed=0)
+    assert len(frames) == 20
+    centre = start.get_center_of_mass()
+    for frame in frames:
+        assert np.allclose(frame.get_center_of_mass(), centre, atol=1e-8)
+        assert frame.info["onpolicy_score"] < 1e-12
