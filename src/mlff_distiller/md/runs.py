@@ -1,6 +1,7 @@
 """MD and geometry optimisation with any ASE calculator, watched for failure.
 
-:func:`run_md` runs NVE (velocity Verlet) or NVT (Langevin) from a Maxwell-Boltzmann start
+:func:`run_md` runs NVE (velocity Verlet: :class:`~mlff_distiller.md.verlet.StudentVerlet`,
+one program call per step for students) or NVT (Langevin) from a Maxwell-Boltzmann start
 and stops at the first sign of failure (broken/collapsed geometry, non-finite energy,
 temperature runaway, or the calculator raising), returning the step instead of crashing.
 :func:`optimise` relaxes a structure with ASE's FIRE or BFGS.
@@ -75,9 +76,9 @@ def run_md(atoms: Atoms, calc, config: MDConfig, ensemble: str = "nve") -> dict:
     from ase.constraints import FixCom
     from ase.md import velocitydistribution as vd
     from ase.md.langevin import Langevin
-    from ase.md.verlet import VelocityVerlet
 
     from mlff_distiller.md.velocities import maxwell_boltzmann
+    from mlff_distiller.md.verlet import StudentVerlet
 
     if ensemble not in ("nve", "nvt"):
         raise InputError(f"ensemble must be 'nve' or 'nvt', got {ensemble!r}")
@@ -90,7 +91,7 @@ def run_md(atoms: Atoms, calc, config: MDConfig, ensemble: str = "nve") -> dict:
         vd.ZeroRotation(atoms)
     dt = config.timestep_fs * units.fs
     if ensemble == "nve":
-        dyn = VelocityVerlet(atoms, timestep=dt)
+        dyn = StudentVerlet(atoms, timestep=dt)  # ASE's VelocityVerlet for other calculators
         n_steps = config.nve_steps
     else:
         atoms.set_constraint(FixCom())  # the thermostat's noise must not move the molecule
