@@ -9,11 +9,13 @@ synchronised before and after each call, warm-up excluded:
   latency, batch 1:
     calculator       ``StudentCalculator(device=...)`` single point on a new geometry each
                      call (neighbour list on the CPU every call, inputs copied to the device)
-    calculator_md    one ASE VelocityVerlet step through that calculator (Verlet reuse)
+    calculator_md    one ``StudentVerlet`` step (the MD runner's NVE integrator: one program
+                     call per step, pair list reused) through that calculator
     fast             ``FastForceField`` on inputs already on the device
     compiled         the AOTInductor program of ``compile=True`` on the same inputs
                      (``compile_s``: its build, or load from the program cache)
-    compiled_md      one VelocityVerlet step through ``StudentCalculator(compile=True)``
+    compiled_md      one ``StudentVerlet`` step through ``StudentCalculator(compile=True)``
+    compiled_ase_md  one step of ASE's ``VelocityVerlet`` through that calculator
     cuda_graph       (CUDA only) ``FastForceField`` captured once in a CUDA graph and
                      replayed on the same inputs (what a fixed-size MD loop could use)
   throughput: ``batch`` rattled copies of the molecule in one collated graph through the
@@ -27,7 +29,7 @@ missing compiler, a capture error) is recorded with its error and the others sti
 Usage:
   .venv/bin/python benchmarks/gpu_inference.py --out runs/bench/gpu_inference.json
   .venv/bin/python benchmarks/gpu_inference.py --device cpu --presets ultra-tiny \
-      --batches 1,2 --repeats 3 --skip compiled,compiled_md   # a smoke run without a GPU
+      --batches 1,2 --repeats 3 --skip compiled,compiled_md,compiled_ase_md  # no GPU
 
 On a lent GPU machine (the ``device`` tool): its python3 (3.12) has a CUDA torch but not
 ase, rdkit or vesin, so carry them as wheels and run from the source tree. Here, once:
@@ -63,7 +65,7 @@ sys.path.insert(0, str(HERE))
 MOLECULE = ("loratadine", "CCOC(=O)N1CCC(=C2c3ccc(Cl)cc3CCc3cccnc23)CC1")  # C22H23ClN2O2
 BATCHES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 LATENCY_VARIANTS = ("calculator", "calculator_md", "fast", "compiled", "compiled_md",
-                    "cuda_graph")
+                    "compiled_ase_md", "cuda_graph")
 
 
 def synchronized(call, device: torch.device):
@@ -152,6 +154,8 @@ def latency(preset: str, atoms, device: torch.device, repeats: int, skip: set) -
         "compiled": lambda: compiled_call(CompiledEnergyAndForces(fast), args),
         "compiled_md": lambda: inf.md_step_call(
             atoms, StudentCalculator(model, device=device, compile=True)),
+        "compiled_ase_md": lambda: inf.md_step_call(
+            atoms, StudentCalculator(model, device=device, compile=True), ase_verlet=True),
         "cuda_graph": lambda: cuda_graph_call(fast, args),
     }
     row: dict = {"preset": preset, "n_atoms": len(atoms), "variants": {}}

@@ -6,15 +6,18 @@ paracetamol, diphenhydramine, atorvastatin), medians of repeats, wall time.
 
 * students, 1 thread, through ``StudentCalculator``: ``eager`` (graph + eager model per
   call), ``fast`` (default fast path, neighbour list rebuilt every call: a single point),
-  ``md_step`` (one VelocityVerlet step with the default Verlet skin reuse), ``compiled``
-  (``compile=True``: fast path compiled by AOTInductor, neighbour list every call; build
-  time ``compile_s``, and ``cached_load_s``, the load of that build from the program
-  cache), ``compiled_md_step`` (MD step compiled, Verlet reuse), also at 2 threads
-  (``compiled_md_step_2t``; the MD ratio vs SevenNet takes each side's best thread count);
+  ``md_step`` (one ``StudentVerlet`` step, the MD runner's NVE integrator: one program per
+  step, pair list reused) and ``ase_md_step`` (one step of ASE's ``VelocityVerlet`` through
+  the calculator, Verlet skin reuse), ``compiled`` (``compile=True``: fast path compiled by
+  AOTInductor, neighbour list every call; build time ``compile_s``, and
+  ``cached_load_s``, the load of that build from the program cache),
+  ``compiled_md_step`` and ``compiled_ase_md_step`` (the MD steps compiled), the first
+  also at 2 threads (``compiled_md_step_2t``; the MD ratio vs SevenNet takes each side's
+  best thread count and the faster integrator);
 * the presets head to head (``presets_head_to_head``): compiled MD steps of the three
-  presets on the same molecule, alternating in blocks of ``--block`` steps (caches warm as
-  in a real run, the machine's drift shared); per-round ratios to ``original``, 1 and 2
-  threads;
+  presets on the same molecule with both integrators, alternating in blocks of ``--block``
+  steps (caches warm as in a real run, the machine's drift shared); per-round ratios to
+  ``original``, 1 and 2 threads;
 * schnetpack 2.1.1 PaiNN with each preset's sizes, 1 thread, through its ``AtomsConverter``
   (matscipy neighbour list) + model, in ``.venv-bench`` (worker:
   ``benchmarks/inference_schnetpack.py``);
@@ -97,16 +100,19 @@ def rattled_calls(atoms, calc):
     return call
 
 
-def md_step_call(atoms, calc):
+def md_step_call(atoms, calc, ase_verlet: bool = False):
+    """One NVE step per call from a 300 K start: ``StudentVerlet`` (the MD runner's
+    integrator; ASE's step for other calculators), or ASE's ``VelocityVerlet``."""
     from ase import units
     from ase.md.verlet import VelocityVerlet
 
     from mlff_distiller.md.velocities import maxwell_boltzmann
+    from mlff_distiller.md.verlet import StudentVerlet
 
     atoms = atoms.copy()
     maxwell_boltzmann(atoms, 300.0, np.random.default_rng(0))
     atoms.calc = calc
-    dyn = VelocityVerlet(atoms, timestep=0.5 * units.fs)
+    dyn = (VelocityVerlet if ase_verlet else StudentVerlet)(atoms, timestep=0.5 * units.fs)
     return lambda: dyn.run(1)
 
 
@@ -192,10 +198,13 @@ def students(mols, repeats: int, compile_presets: list[str]
                 "eager": rattled_calls(atoms, StudentCalculator(model, fast=False)),
                 "fast": rattled_calls(atoms, StudentCalculator(model, skin=0.0)),
                 "md_step": md_step_call(atoms, StudentCalculator(model)),
+                "ase_md_step": md_step_call(atoms, StudentCalculator(model), ase_verlet=True),
             }
             if compiled is not None:
                 calls["compiled"] = rattled_calls(atoms, compiled)
                 calls["compiled_md_step"] = md_step_call(atoms, compiled_md)
+                calls["compiled_ase_md_step"] = md_step_call(
+                    atoms, StudentCalculator(model, compile=True), ase_verlet=True)
             for name, call in calls.items():
                 r[f"{name}_ms"], r[f"{name}_cpu_ms"] = median_ms(call, repeats)
             if compiled_md is not None:  # built above; this calculator found it cached
@@ -212,33 +221,45 @@ def students(mols, repeats: int, compile_presets: list[str]
 
 def presets_head_to_head(mols, md_calcs: dict, rounds: int, block: int) -> list[dict]:
     """The compiled presets' MD steps on each molecule, in blocks: per round, each preset
-    runs ``block`` VelocityVerlet steps in a row (after one untimed step), the presets in
-    turn. A block keeps one model's weights in the caches, as a real MD run does (calls
-    alternating one by one let ``original``'s 1.8 MB of weights evict ``tiny``'s 0.3 MB
-    from the 1 MiB L2 before each call); alternating blocks share the machine's drift.
-    Per round, ``original``'s ms per step over each preset's; medians over rounds, at 1
-    and 2 threads."""
+    runs ``block`` steps in a row (after one untimed step) with ``StudentVerlet``
+    (``md_step_ms``) and with ASE's ``VelocityVerlet`` (``ase_md_step_ms``), each on its own
+    compiled calculator, the presets in turn. A block keeps one model's weights in the
+    caches, as a real MD run does (calls alternating one by one let ``original``'s 1.8 MB
+    of weights evict ``tiny``'s 0.3 MB from the 1 MiB L2 before each call); alternating
+    blocks share the machine's drift.
+    Per round, ``original``'s ms per step over each preset's (``x_original_...``, and
+    ``x_original_best_integrator_...`` with each preset on its faster integrator that
+    round); medians over rounds, at 1 and 2 threads."""
+    from mlff_distiller import StudentCalculator
+
+    ase_calcs = {p: StudentCalculator(calc.model, compile=True) for p, calc in md_calcs.items()}
     out = []
     for threads in (1, 2):
         torch.set_num_threads(threads)
         for n, atoms in mols.items():
-            steps = {p: md_step_call(atoms, calc) for p, calc in md_calcs.items()}
-            per_step = {p: [] for p in steps}
+            steps = {(p, False): md_step_call(atoms, calc) for p, calc in md_calcs.items()}
+            steps.update({(p, True): md_step_call(atoms, calc, ase_verlet=True)
+                          for p, calc in ase_calcs.items()})
+            per_step = {key: [] for key in steps}
             for _ in range(rounds + 1):  # the first round warms up
-                for p, step in steps.items():
+                for key, step in steps.items():
                     step()
                     t0 = time.perf_counter()
                     for _ in range(block):
                         step()
-                    per_step[p].append((time.perf_counter() - t0) / block)
-            per_step = {p: t[1:] for p, t in per_step.items()}
+                    per_step[key].append((time.perf_counter() - t0) / block)
+            ours = {p: per_step[(p, False)][1:] for p in md_calcs}
+            ase = {p: per_step[(p, True)][1:] for p in md_calcs}
+            best = {p: [min(a, b) for a, b in zip(ours[p], ase[p], strict=True)] for p in ours}
             row = {"n_atoms": n, "threads": threads, "rounds": rounds, "block": block,
-                   "md_step_ms": {p: 1e3 * statistics.median(t) for p, t in per_step.items()}}
-            if "original" in per_step:
-                row["x_original_per_round_median"] = {
-                    p: statistics.median(o / t for o, t in
-                                         zip(per_step["original"], per_step[p], strict=True))
-                    for p in per_step if p != "original"}
+                   "md_step_ms": {p: 1e3 * statistics.median(t) for p, t in ours.items()},
+                   "ase_md_step_ms": {p: 1e3 * statistics.median(t) for p, t in ase.items()}}
+            if "original" in ours:
+                for name, times in (("", ours), ("ase_", ase), ("best_integrator_", best)):
+                    row[f"x_original_{name}per_round_median"] = {
+                        p: statistics.median(o / t for o, t in
+                                             zip(times["original"], times[p], strict=True))
+                        for p in times if p != "original"}
             out.append(row)
             print("  " + json.dumps({k: v for k, v in row.items()
                                      if k not in ("rounds", "block")}), flush=True)
@@ -419,7 +440,9 @@ def ratios(result: dict, metric: str) -> list[dict]:
     for preset in PRESETS:
         for n in MOLECULES:
             r = stu[(preset, n)]
-            md = min(r["md_step" + sfx], r.get("compiled_md_step" + sfx, inf),
+            md = min(r["md_step" + sfx], r["ase_md_step" + sfx],
+                     r.get("compiled_md_step" + sfx, inf),
+                     r.get("compiled_ase_md_step" + sfx, inf),
                      r.get("compiled_md_step_2t_ms", inf) if metric == "wall" else inf)
             ref = spk.get((preset, n), nan)
             row = {"preset": preset, "n_atoms": n, "fast_ms": r["fast" + sfx],
@@ -429,9 +452,13 @@ def ratios(result: dict, metric: str) -> list[dict]:
                    "x_original": best(stu[("original", n)]) / best(r)}
             h2h = {t: by_threads[(n, t)] for t in (1, 2) if (n, t) in by_threads}
             if metric == "wall" and 1 in h2h and preset != "original":
-                best_ms = {p: min(h["md_step_ms"][p] for h in h2h.values())
-                           for p in ("original", preset)}
-                row["x_original_md_step_1t"] = h2h[1]["x_original_per_round_median"][preset]
+                best_ms = {p: min(min(h["md_step_ms"][p], h["ase_md_step_ms"][p])
+                                  for h in h2h.values()) for p in ("original", preset)}
+                one = h2h[1]
+                row["x_original_md_step_1t"] = one["x_original_per_round_median"][preset]
+                row["x_original_ase_md_step_1t"] = one["x_original_ase_per_round_median"][preset]
+                row["x_original_best_integrator_1t"] = one[
+                    "x_original_best_integrator_per_round_median"][preset]
                 row["x_original_md_step_best_threads"] = best_ms["original"] / best_ms[preset]
             if n == 9:
                 row["xtb_ms"] = xtb

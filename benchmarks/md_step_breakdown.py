@@ -1,21 +1,25 @@
 """Where a compiled student's MD step goes: the compiled program alone, one velocity Verlet
-step through the ASE calculator, and one step of the MD runner (``md.runs.run_md``, with its
-watchdog); JSON out.
+step through the ASE calculator, one ``StudentVerlet`` step (one program call per step), and
+one step of the MD runner (``md.runs.run_md``, StudentVerlet with its watchdog); JSON out.
 
 Per preset (zoo students, or ``--student PRESET=PATH`` as in ``inference.py``) and molecule
 (9/20/40/76 atoms), one thread, in blocks of ``--block`` calls per round with the presets in
 turn (as ``inference.presets_head_to_head``), medians over ``--rounds`` rounds:
 
-  program_us   the AOTInductor program on the starting geometry's pairs (fixed inputs)
-  md_step_us   ASE VelocityVerlet step with ``StudentCalculator(compile=True)``
-  run_md_us    ``run_md`` NVE per step over ``10 x --block`` steps (the MD validation's
-               runner; its per-run setup, the first force call included, is spread over
-               those steps as in a real run of 1,000-2,000 steps)
+  program_us          the AOTInductor energy + forces program on the starting geometry's
+                      pairs (fixed inputs)
+  md_step_us          ASE VelocityVerlet step with ``StudentCalculator(compile=True)``
+  student_verlet_us   ``StudentVerlet`` step, compiled (its own calculator)
+  run_md_us           ``run_md`` NVE per step over ``10 x --block`` steps (the MD
+                      validation's runner; its per-run setup, the first force call
+                      included, is spread over those steps as in a real run of 1,000-2,000
+                      steps)
 
 and the differences: ``calculator_and_ase_us`` (md_step - program: neighbour list, input
-conversion, ASE's step and change checks) and ``watchdog_us`` (run_md - md_step). The share
-of ``md_step_us`` outside the program is what limits `tiny` against `original` on small
-molecules.
+conversion, ASE's step and change checks), ``student_verlet_outside_program_us``
+(student_verlet - program: integration, pair-list refreshes, array conversion and a wider
+pair list) and ``watchdog_us`` (run_md - student_verlet). The time outside the program is
+what limits `tiny` against `original` on small molecules.
 
 Usage: .venv/bin/python benchmarks/md_step_breakdown.py [--student tiny=PATH] --out FILE
 Never asserts on time.
@@ -68,13 +72,17 @@ def breakdown(presets: list[str], rounds: int, block: int) -> list[dict]:
 
     torch.set_num_threads(1)
     calcs = {p: StudentCalculator(inf.student_model(p), compile=True) for p in presets}
+    verlet_calcs = {p: StudentCalculator(calcs[p].model, compile=True) for p in presets}
     out = []
     for n, smiles in inf.MOLECULES.items():
         atoms = embed_conformers(smiles, 1, seed=0)[0]
         calls = {p: {"program": program_call(calcs[p].model, atoms),
-                     "md_step": inf.md_step_call(atoms, calcs[p])} for p in presets}
+                     "md_step": inf.md_step_call(atoms, calcs[p], ase_verlet=True),
+                     "student_verlet": inf.md_step_call(atoms, verlet_calcs[p])}
+                 for p in presets}
         runners = {p: run_md_call(atoms, calcs[p], 10 * block) for p in presets}
-        times = {p: {"program": [], "md_step": [], "run_md": []} for p in presets}
+        times = {p: {"program": [], "md_step": [], "student_verlet": [], "run_md": []}
+                 for p in presets}
         for _ in range(rounds + 1):  # the first round warms up
             for p in presets:
                 for name, call in calls[p].items():
@@ -89,7 +97,8 @@ def breakdown(presets: list[str], rounds: int, block: int) -> list[dict]:
         for p in presets:
             us = {f"{k}_us": 1e6 * statistics.median(v[1:]) for k, v in times[p].items()}
             us["calculator_and_ase_us"] = us["md_step_us"] - us["program_us"]
-            us["watchdog_us"] = us["run_md_us"] - us["md_step_us"]
+            us["student_verlet_outside_program_us"] = us["student_verlet_us"] - us["program_us"]
+            us["watchdog_us"] = us["run_md_us"] - us["student_verlet_us"]
             row = {"preset": p, "n_atoms": n, **{k: round(v, 1) for k, v in us.items()}}
             out.append(row)
             print(json.dumps(row), flush=True)
