@@ -9,8 +9,8 @@ synchronised before and after each call, warm-up excluded:
   latency, batch 1:
     calculator       ``StudentCalculator(device=...)`` single point on a new geometry each
                      call (neighbour list on the CPU every call, inputs copied to the device)
-    calculator_md    one ``StudentVerlet`` step (the MD runner's NVE integrator: one program
-                     call per step, pair list reused) through that calculator
+    calculator_md    one ``StudentVerlet`` step (the MD runner's NVE integrator: ASE's step
+                     without its bookkeeping, pair list reused) through that calculator
     fast             ``FastForceField`` on inputs already on the device
     compiled         the AOTInductor program of ``compile=True`` on the same inputs
                      (``compile_s``: its build, or load from the program cache)

@@ -6,14 +6,14 @@ paracetamol, diphenhydramine, atorvastatin), medians of repeats, wall time.
 
 * students, 1 thread, through ``StudentCalculator``: ``eager`` (graph + eager model per
   call), ``fast`` (default fast path, neighbour list rebuilt every call: a single point),
-  ``md_step`` (one ``StudentVerlet`` step, the MD runner's NVE integrator: one program per
-  step, pair list reused) and ``ase_md_step`` (one step of ASE's ``VelocityVerlet`` through
-  the calculator, Verlet skin reuse), ``compiled`` (``compile=True``: fast path compiled by
-  AOTInductor, neighbour list every call; build time ``compile_s``, and
-  ``cached_load_s``, the load of that build from the program cache),
-  ``compiled_md_step`` and ``compiled_ase_md_step`` (the MD steps compiled), the first
-  also at 2 threads (``compiled_md_step_2t``; the MD ratio vs SevenNet takes each side's
-  best thread count and the faster integrator);
+  ``md_step`` (one ``StudentVerlet`` step, the MD runner's NVE integrator: ASE's step
+  without its bookkeeping, pair list reused) and ``ase_md_step`` (one step of ASE's
+  ``VelocityVerlet`` through the calculator, Verlet skin reuse), ``compiled``
+  (``compile=True``: fast path compiled by AOTInductor, neighbour list every call; build
+  time ``compile_s``, and ``cached_load_s``, the load of that build from the program
+  cache), ``compiled_md_step`` and ``compiled_ase_md_step`` (the MD steps compiled), the
+  first also at 2 threads (``compiled_md_step_2t``; the MD ratio vs SevenNet takes each
+  side's best thread count and the faster integrator);
 * the presets head to head (``presets_head_to_head``): compiled MD steps of the three
   presets on the same molecule with both integrators, alternating in blocks of ``--block``
   steps (caches warm as in a real run, the machine's drift shared); per-round ratios to

@@ -1,6 +1,7 @@
 """Where a compiled student's MD step goes: the compiled program alone, one velocity Verlet
-step through the ASE calculator, one ``StudentVerlet`` step (one program call per step), and
-one step of the MD runner (``md.runs.run_md``, StudentVerlet with its watchdog); JSON out.
+step through the ASE calculator, one ``StudentVerlet`` step (ASE's without its
+bookkeeping), and one step of the MD runner (``md.runs.run_md``, StudentVerlet with its
+watchdog); JSON out.
 
 Per preset (zoo students, or ``--student PRESET=PATH`` as in ``inference.py``) and molecule
 (9/20/40/76 atoms), one thread, in blocks of ``--block`` calls per round with the presets in
@@ -17,8 +18,8 @@ turn (as ``inference.presets_head_to_head``), medians over ``--rounds`` rounds:
 
 and the differences: ``calculator_and_ase_us`` (md_step - program: neighbour list, input
 conversion, ASE's step and change checks), ``student_verlet_outside_program_us``
-(student_verlet - program: integration, pair-list refreshes, array conversion and a wider
-pair list) and ``watchdog_us`` (run_md - student_verlet). The time outside the program is
+(student_verlet - program: integration, pair-list checks and draws, array conversion, and
+a wider pair list) and ``watchdog_us`` (run_md - student_verlet). The time outside the program is
 what limits `tiny` against `original` on small molecules.
 
 Usage: .venv/bin/python benchmarks/md_step_breakdown.py [--student tiny=PATH] --out FILE

@@ -19,6 +19,7 @@ _LAZY = {
     "PRESETS": "mlff_distiller.models.presets",
     "build_student": "mlff_distiller.models.presets",
     "StudentCalculator": "mlff_distiller.md.calculator",
+    "StudentVerlet": "mlff_distiller.md.verlet",
 }
 
 __all__ = ["InputError", "__version__", *_LAZY]

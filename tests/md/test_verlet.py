@@ -1,4 +1,4 @@
-"""StudentVerlet: ASE's velocity Verlet in one program call per step, same trajectory."""
+"""StudentVerlet: ASE's velocity Verlet without its per-step bookkeeping, same trajectory."""
 
 from __future__ import annotations
 
@@ -49,30 +49,59 @@ def _hot_ethanol(temperature_K: float = 600.0):
     return atoms
 
 
-@pytest.mark.parametrize("compile", [False, pytest.param(True, marks=pytest.mark.slow)])
-def test_same_trajectory_as_ase_velocity_verlet(compile):
+@pytest.mark.parametrize(("compile", "prune"), [
+    (False, False), (False, True), (False, None),
+    pytest.param(True, None, marks=pytest.mark.slow),
+])
+def test_same_trajectory_as_ase_velocity_verlet(compile, prune):
     """200 steps of hot ethanol: positions, momenta, forces and energies equal ASE's
-    VelocityVerlet with the same calculator settings, every step through the fused path,
-    with the pair list refreshed along the way. In float64: the fused path's pair list
-    holds pairs beyond the cutoff (contributing exactly zero), which regroups float32
+    VelocityVerlet with the same calculator settings, every step on the fast path, the
+    margin list redrawn along the way or the list pruned every step. In float64: a margin
+    list holds pairs beyond the cutoff (contributing exactly zero), which regroups float32
     sums, and MD amplifies a last-bit difference over 200 steps."""
     model = perturbed_student("tiny").double().eval()
     atoms = _hot_ethanol()
     ase_frames, _ = _trajectory(VelocityVerlet, atoms, StudentCalculator(model, compile=compile),
                                 200)
     calc = StudentCalculator(model, compile=compile)
-    ours, dyn = _trajectory(StudentVerlet, atoms, calc, 200)
+    ours, dyn = _trajectory(StudentVerlet, atoms, calc, 200, prune=prune)
     assert _largest_difference(ase_frames, ours) < 1e-9
-    assert dyn.fused_steps == 200
-    assert 2 < dyn.list_refreshes < 200
-    if compile:
-        assert calc.compile_s > 0
+    assert dyn.fast_steps == 200
+    assert (dyn.list_draws == 0) if prune else (2 < dyn.list_draws < 200)
+
+
+def test_pruned_float32_trajectory_is_ase_bit_for_bit():
+    """Pruned each step, the student sees the calculator's own pair list: even in float32
+    the trajectory is ASE's to the last bit."""
+    model = perturbed_student("tiny").float().eval()
+    ase_frames, _ = _trajectory(VelocityVerlet, _hot_ethanol(), StudentCalculator(model), 100)
+    ours, _ = _trajectory(StudentVerlet, _hot_ethanol(), StudentCalculator(model), 100,
+                          prune=True)
+    assert _largest_difference(ase_frames, ours) == 0.0
+
+
+def test_pruning_takes_over_where_extra_pairs_cost_more():
+    """Atorvastatin (76 atoms) with the zoo's `original`: the margin list's extra pairs cost
+    more than pruning, so the list is pruned from then on, still on ASE's trajectory;
+    ethanol, all of whose pairs are within the cutoff, keeps its margin list."""
+    from mlff_distiller import load_student
+    from mlff_distiller.structures.sources import embed_conformers
+
+    model = load_student("sevennet-organic-original")
+    smiles = "CC(C)c1c(C(=O)Nc2ccccc2)c(-c2ccccc2)c(-c2ccc(F)cc2)n1CCC(O)CC(O)CC(=O)O"
+    for atoms, pruned in ((embed_conformers(smiles, 1, seed=0)[0], True),
+                          (molecule("CH3CH2OH"), False)):
+        maxwell_boltzmann(atoms, 300.0, np.random.default_rng(0))
+        ase_frames, _ = _trajectory(VelocityVerlet, atoms, StudentCalculator(model), 30)
+        ours, dyn = _trajectory(StudentVerlet, atoms, StudentCalculator(model), 30)
+        assert bool(dyn._state.prune) is pruned
+        assert _largest_difference(ase_frames, ours) < 1e-3  # float32: regrouped sums
 
 
 def test_forces_equal_a_fresh_neighbour_list_every_step():
     """The issue's check: max |ΔF| < 1e-5 eV/Å against the eager model on a fresh graph,
-    over 100 steps of list reuse; a margin this small also makes steps that moved too far
-    recompute their forces (which must then be right too)."""
+    over 100 steps of list reuse at 1500 K, a margin list redrawn every few steps and a
+    pruned list on a Verlet list rebuilt every few steps."""
     model = perturbed_student("tiny").float().eval()
     worst = 0.0
 
@@ -82,15 +111,17 @@ def test_forces_equal_a_fresh_neighbour_list_every_step():
         eager = model(graph)[keys.FORCES].detach().double().numpy()
         worst = max(worst, float(np.abs(atoms.get_forces() - eager).max()))
 
-    frames, dyn = _trajectory(StudentVerlet, _hot_ethanol(1500.0), StudentCalculator(model),
-                              100, every=check, margin=0.02)
-    assert worst < 1e-5, f"max |ΔF| = {worst:.2e} eV/Å"
-    assert dyn.recomputed_steps > 0
-    assert float(np.abs(frames[-1][2]).max()) > 0.5  # not a trivial model
+    for prune, skin in ((False, 0.5), (True, 0.04)):
+        frames, dyn = _trajectory(StudentVerlet, _hot_ethanol(1500.0),
+                                  StudentCalculator(model, skin=skin), 100, every=check,
+                                  margin=0.02, prune=prune)
+        assert worst < 1e-5, f"prune={prune}: max |ΔF| = {worst:.2e} eV/Å"
+        assert float(np.abs(frames[-1][2]).max()) > 0.5  # not a trivial model
+    assert dyn.atoms.calc.neighbors.n_builds > 10  # the small skin made the list rebuild
 
 
 def test_changes_made_between_steps_are_followed():
-    """An observer that moves an atom and rescales the momenta every 7 steps: the fused
+    """An observer that moves an atom and rescales the momenta every 7 steps: the fast
     path notices and follows the same trajectory as ASE's step."""
 
     def meddle(atoms, step):
@@ -104,7 +135,7 @@ def test_changes_made_between_steps_are_followed():
     ours, dyn = _trajectory(StudentVerlet, _hot_ethanol(), StudentCalculator(model), 60,
                             every=meddle)
     assert _largest_difference(ase_frames, ours) < 1e-9
-    assert dyn.fused_steps == 60
+    assert dyn.fast_steps == 60
 
 
 def test_weights_changed_between_runs_are_used():
@@ -141,14 +172,17 @@ def test_anything_else_takes_ase_step(case):
     ase_frames, _ = _trajectory(VelocityVerlet, atoms, make(), 20)
     ours, dyn = _trajectory(StudentVerlet, atoms, make(), 20)
     assert _largest_difference(ase_frames, ours) == 0.0
-    assert dyn.fused_steps == 0
+    assert dyn.fast_steps == 0
 
 
-@pytest.mark.parametrize("margin", [0.0, -0.1, float("nan")])
-def test_bad_margin_is_an_input_error(margin):
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"margin": 0.0}, "margin"), ({"margin": -0.1}, "margin"),
+    ({"margin": float("nan")}, "margin"), ({"prune": "yes"}, "prune"),
+])
+def test_bad_pair_list_settings_are_input_errors(kwargs, match):
     atoms = _hot_ethanol()
-    with pytest.raises(InputError, match="margin"):
-        StudentVerlet(atoms, timestep=0.5 * units.fs, margin=margin)
+    with pytest.raises(InputError, match=match):
+        StudentVerlet(atoms, timestep=0.5 * units.fs, **kwargs)
 
 
 def test_exploding_positions_are_the_calculators_input_error():

@@ -22,7 +22,6 @@ from mlff_distiller.md.fast import (
     same_bytes,
     tune_allocator,
 )
-from mlff_distiller.md.verlet_step import CompiledVerletStep, VerletStep
 from mlff_distiller.models.forces import ForceField
 
 
@@ -77,7 +76,6 @@ class StudentCalculator(Calculator):
         self.neighbors = VerletNeighborList(self.model.cutoff, skin)
         self._fast_model: FastForceField | None = None
         self._fast_fn = None
-        self._verlet_step = None
         self._compile = bool(compile)
         self._numbers = None
         self._inputs: dict[str, torch.Tensor] = {}
@@ -88,20 +86,7 @@ class StudentCalculator(Calculator):
     @property
     def compile_s(self) -> float:
         """Seconds spent compiling with AOTInductor so far (0.0 without ``compile``)."""
-        return float(getattr(self._fast_fn, "compile_s", 0.0)
-                     + getattr(self._verlet_step, "compile_s", 0.0))
-
-    def verlet_step(self) -> VerletStep | CompiledVerletStep:
-        """The velocity Verlet step of the model as last frozen by the fast path
-        (:mod:`mlff_distiller.md.verlet_step`), compiled when this calculator compiles;
-        :class:`~mlff_distiller.md.verlet.StudentVerlet` runs it. Call after a calculation."""
-        if self._fast_model is None:
-            raise RuntimeError("verlet_step() needs a fast-path calculation first")
-        step = self._verlet_step
-        if step is None or (step.step if self._compile else step).fast is not self._fast_model:
-            step = VerletStep(self._fast_model)
-            self._verlet_step = CompiledVerletStep(step) if self._compile else step
-        return self._verlet_step
+        return float(getattr(self._fast_fn, "compile_s", 0.0))
 
     def _weights_version(self) -> tuple[int, ...]:
         """In-place version counters of the model's tensors (change when weights change)."""

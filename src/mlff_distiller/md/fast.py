@@ -275,71 +275,61 @@ class CompiledEnergyAndForces:
         return energy, forces
 
     def _compile(self, periodic: bool, like: Tensor) -> Callable[[list[Tensor]], list[Tensor]]:
-        def traced():
-            from torch.export import Dim
-
-            from mlff_distiller.models.tracing import export_with_gradients
-
-            args = _example_inputs(self.fast, periodic, like)
-            atoms, pairs = Dim("atoms", min=2), Dim("pairs", min=1)
-            dynamic = [{0: atoms}, {0: atoms}, {1: pairs}] + ([{0: pairs}] if periodic else [])
-            return export_with_gradients(_OneStructure(self.fast), args, dynamic)
+        from torch._inductor import aoti_load_package
 
         start = time.perf_counter()
-        run, from_cache = aoti_program(self.fast, "energy_and_forces", periodic, like, traced)
+        configs = {"cpp.threads": 1}
+        if like.device.type == "cpu":
+            # one pooled buffer for the program's intermediates instead of an allocation
+            # each: 2-11% less time per call on molecules, identical results (9-76 atoms,
+            # 1 thread, alternating with the program without it)
+            configs["memory_planning"] = True
+        key = program_cache.program_key(self.fast, periodic, like, configs)
+        cached = program_cache.cached_program(key)
+        runner = None
+        if cached is not None:
+            try:
+                runner = aoti_load_package(str(cached))
+                os.utime(cached)  # recently used: kept longest by the cache's pruning
+                self.cache_hits += 1
+            except Exception as exc:  # a truncated or foreign file: rebuild and replace it
+                print(f"mlff-distiller: cached program {cached} did not load "
+                      f"({type(exc).__name__}); rebuilding it", file=sys.stderr)
+        if runner is None:
+            runner = self._build(periodic, like, configs, key)
         self.compile_s += time.perf_counter() - start
-        self.cache_hits += int(from_cache)
-        return run
+        # the package's flat entry point: the runner's __call__ parses its pytree specs from
+        # JSON on every call (~9 us); inputs and outputs here are flat already
+        return runner.loader.run
 
+    def _build(self, periodic: bool, like: Tensor, configs: dict, key: str):
+        """Export and compile the program, store it in the cache, return its runner."""
+        from torch._inductor import aoti_compile_and_package, aoti_load_package
+        from torch.export import Dim
 
-def aoti_program(fast: FastForceField, kind: str, periodic: bool, like: Tensor,
-                 traced: Callable[[], torch.export.ExportedProgram]
-                 ) -> tuple[Callable[[list[Tensor]], list[Tensor]], bool]:
-    """The AOTInductor program ``kind`` of ``fast``, loaded from the on-disk cache
-    (:mod:`~mlff_distiller.md.program_cache`) or built from ``traced()`` (an exported
-    program) and stored there. Generated kernels run on one thread (see
-    :class:`CompiledEnergyAndForces`).
+        from mlff_distiller.models.tracing import export_with_gradients
 
-    Returns (the program's flat entry point: list of input tensors -> list of outputs,
-    whether it came from the cache).
-    """
-    from torch._inductor import aoti_compile_and_package, aoti_load_package
-
-    configs = {"cpp.threads": 1}
-    if like.device.type == "cpu":
-        # one pooled buffer for the program's intermediates instead of an allocation each:
-        # 2-11% less time per call on molecules, identical results (9-76 atoms, 1 thread)
-        configs["memory_planning"] = True
-    key = program_cache.program_key(fast, periodic, like, configs, kind=kind)
-    cached = program_cache.cached_program(key)
-    if cached is not None:
-        try:
-            runner = aoti_load_package(str(cached))
-            os.utime(cached)  # recently used: kept longest by the cache's pruning
-            # the flat entry point: the runner's __call__ parses its pytree specs from
-            # JSON on every call (~9 us); inputs and outputs here are flat already
-            return runner.loader.run, True
-        except Exception as exc:  # a truncated or foreign file: rebuild and replace it
-            print(f"mlff-distiller: cached program {cached} did not load "
-                  f"({type(exc).__name__}); rebuilding it", file=sys.stderr)
-    program = traced()
-    with tempfile.TemporaryDirectory(prefix="mlffd-aoti-") as tmp:
-        try:
-            package = aoti_compile_and_package(
-                program, package_path=os.path.join(tmp, f"{kind}.pt2"),
-                inductor_configs=configs,
-            )
-            runner = aoti_load_package(package)
-        except Exception as exc:  # Inductor raises many types (compiler missing, ...)
-            first_line = (str(exc).strip().splitlines() or [""])[0][:300]
-            raise RuntimeError(
-                "compile=True could not build the AOTInductor program "
-                f"({type(exc).__name__}: {first_line}); it needs a working C++ compiler "
-                "(g++ or clang, as Inductor finds it). Install one, or use "
-                "StudentCalculator(..., compile=False)"
-            ) from exc
-        program_cache.store_program(key, Path(package))
-    return runner.loader.run, False
+        args = _example_inputs(self.fast, periodic, like)
+        atoms, pairs = Dim("atoms", min=2), Dim("pairs", min=1)
+        dynamic = [{0: atoms}, {0: atoms}, {1: pairs}] + ([{0: pairs}] if periodic else [])
+        program = export_with_gradients(_OneStructure(self.fast), args, dynamic)
+        with tempfile.TemporaryDirectory(prefix="mlffd-aoti-") as tmp:
+            try:
+                package = aoti_compile_and_package(
+                    program, package_path=os.path.join(tmp, "energy_and_forces.pt2"),
+                    inductor_configs=configs,
+                )
+                runner = aoti_load_package(package)
+            except Exception as exc:  # Inductor raises many types (compiler missing, ...)
+                first_line = (str(exc).strip().splitlines() or [""])[0][:300]
+                raise RuntimeError(
+                    "compile=True could not build the AOTInductor program "
+                    f"({type(exc).__name__}: {first_line}); it needs a working C++ compiler "
+                    "(g++ or clang, as Inductor finds it). Install one, or use "
+                    "StudentCalculator(..., compile=False)"
+                ) from exc
+            program_cache.store_program(key, Path(package))
+        return runner
 
 
 class ChunkedEnergyAndForces:
@@ -456,7 +446,6 @@ __all__ = [
     "CompiledEnergyAndForces",
     "FastForceField",
     "VerletNeighborList",
-    "aoti_program",
     "chunk_pairs_for",
     "edges_from_pairs",
     "fast_arguments",

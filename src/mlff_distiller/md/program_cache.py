@@ -38,7 +38,6 @@ _SOURCE_MODULES = (
     "mlff_distiller.models.forces",
     "mlff_distiller.models.tracing",
     "mlff_distiller.md.fast",
-    "mlff_distiller.md.verlet_step",
 )
 
 
@@ -59,10 +58,9 @@ def cache_dir() -> Path | None:
 
 
 def program_key(model: nn.Module, periodic: bool, like: torch.Tensor,
-                inductor_configs: dict, kind: str = "energy_and_forces") -> str:
-    """Hex SHA-256 naming the program ``kind`` (what it computes: ``energy_and_forces``,
-    ``verlet_step``) built from ``model`` (its state dict) for inputs of ``like``'s dtype
-    and device, molecules or periodic cells, with ``inductor_configs``."""
+                inductor_configs: dict) -> str:
+    """Hex SHA-256 naming the program built from ``model`` (its state dict) for inputs of
+    ``like``'s dtype and device, molecules or periodic cells, with ``inductor_configs``."""
     from torch._inductor.cpu_vec_isa import pick_vec_isa
 
     import mlff_distiller
@@ -72,7 +70,7 @@ def program_key(model: nn.Module, periodic: bool, like: torch.Tensor,
         "torch": torch.__version__, "mlff_distiller": mlff_distiller.__version__,
         "machine": platform.machine(), "vec_isa": str(pick_vec_isa()),
         "dtype": str(like.dtype), "device": str(like.device), "periodic": bool(periodic),
-        "inductor_configs": inductor_configs, "kind": kind,
+        "inductor_configs": inductor_configs,
     }
     digest.update(json.dumps(header, sort_keys=True, default=str).encode())
     for name in _SOURCE_MODULES:

@@ -1,8 +1,8 @@
 """MD and geometry optimisation with any ASE calculator, watched for failure.
 
 :func:`run_md` runs NVE (velocity Verlet: :class:`~mlff_distiller.md.verlet.StudentVerlet`,
-one program call per step for students) or NVT (Langevin) from a Maxwell-Boltzmann start
-and stops at the first sign of failure (broken/collapsed geometry, non-finite energy,
+ASE's step without its bookkeeping for students) or NVT (Langevin) from a Maxwell-Boltzmann
+start and stops at the first sign of failure (broken/collapsed geometry, non-finite energy,
 temperature runaway, or the calculator raising), returning the step instead of crashing.
 :func:`optimise` relaxes a structure with ASE's FIRE or BFGS.
 """

@@ -1,27 +1,36 @@
-"""Velocity Verlet (NVE) for students: ASE's integrator with one program call per step.
+"""Velocity Verlet (NVE) for students: ASE's integrator without ASE's per-step bookkeeping.
 
 ASE's ``VelocityVerlet`` step through :class:`~mlff_distiller.md.calculator.StudentCalculator`
-spends 90-150 µs outside the model on a small molecule (Atoms accessors, the calculator
-protocol, the neighbour-list check and pruning, array conversions), as long as a ``tiny``
-student's forces on 9 atoms. :class:`StudentVerlet` is that integrator, with the same
-arguments, observers, trajectory and logging, whose step is one call of
-:class:`~mlff_distiller.md.verlet_step.VerletStep` (compiled when the calculator compiles)
-when the atoms' calculator is a ``StudentCalculator`` on its fast path and the structure is
-a molecule without constraints. It computes the same float64 operations as ASE's step, so
-both follow the same trajectory. Anything else (another calculator, constraints, a periodic
-cell, forces handed to ``step``) takes ASE's step unchanged.
+spends 100-250 µs outside the model on a small molecule (Atoms accessors, the calculator
+protocol and its change checks, the neighbour-list check and pruning, array conversions),
+as long as a ``tiny`` student's forces on 9-20 atoms. :class:`StudentVerlet` is that
+integrator, with the same arguments, observers, trajectory and logging, whose step, when
+the atoms' calculator is a ``StudentCalculator`` on its fast path and the structure is a
+molecule without constraints, does the same float64 operations as ASE's step on the Atoms'
+own arrays and calls the calculator's energy + forces function directly (the compiled
+program with ``compile=True``)::
 
-Pairs: each step gives the student the pairs that were within ``cutoff + margin`` when the
-list was last refreshed from the calculator's Verlet list. Pairs beyond the cutoff
-contribute exactly zero, so the forces equal those of a fresh list while no atom has moved
-more than ``margin / 2`` since the refresh. The step program returns that displacement: the
-list is refreshed before a step that could exceed it, and a step that did is recomputed on
-a fresh list.
+    p(t + dt/2) = p(t) + (dt/2) F(t)
+    r(t + dt)   = r(t) + dt p(t + dt/2) / m
+    E, F(t + dt) = student(r(t + dt))
+    p(t + dt)   = p(t + dt/2) + (dt/2) F(t + dt)
+
+so both follow the same trajectory. Anything else (another calculator, constraints, a
+periodic cell, forces handed to ``step``) takes ASE's step unchanged.
+
+Pairs: the student must see every pair within its cutoff; pairs beyond it contribute
+exactly zero, so the list may hold extra ones. A *margin* list holds the pairs that were
+within ``cutoff + margin`` when it was drawn from the calculator's Verlet list, and is
+redrawn before any step that takes an atom ``margin / 2`` or more from where it was drawn.
+On larger molecules the margin's extra pairs cost the student more than drawing the list
+each step, so from the first redraw where they do (estimated: the student's time per step
+times their share, against :data:`PRUNE_ABOVE_S`) the list is *pruned* each step instead,
+as the calculator does: the Verlet list checked and the pairs within the cutoff kept.
 """
 
 from __future__ import annotations
 
-import math
+import time
 
 import numpy as np
 import torch
@@ -31,29 +40,40 @@ from mlff_distiller.errors import InputError
 from mlff_distiller.md.calculator import StudentCalculator
 from mlff_distiller.md.fast import same_bytes
 
-DEFAULT_MARGIN = 0.2  # Å beyond the cutoff kept in the per-step pair list
+DEFAULT_MARGIN = 0.2  # Å beyond the cutoff kept in a margin pair list
+# pruning takes over when the margin's extra pairs are estimated to cost more than this per
+# step. The estimate (their share of the list x the student's time per step) overstates
+# them, since part of that time does not grow with the pairs; measured on 9-76-atom
+# molecules, pruning paid for `original` from about 40 atoms and for `tiny` at 76
+PRUNE_ABOVE_S = 80e-6
 
 
 class StudentVerlet(VelocityVerlet):
-    """NVE velocity Verlet; arguments as ASE's ``VelocityVerlet`` plus ``margin``.
+    """NVE velocity Verlet; arguments as ASE's ``VelocityVerlet`` plus the pair list's.
 
     Args:
         atoms: the structure, its calculator attached.
         timestep: in ASE time units (``0.5 * ase.units.fs``).
-        margin: Å beyond the cutoff in the per-step pair list (at most the calculator's
-            Verlet skin): larger refreshes the list less often, smaller gives the student
-            fewer pairs.
+        margin: Å beyond the cutoff in a margin pair list (at most the calculator's Verlet
+            skin): larger redraws the list less often, smaller gives the student fewer
+            pairs.
+        prune: True prunes the pair list every step, False keeps a margin list, None
+            (default) starts with a margin list and prunes from the point where the
+            margin's extra pairs cost more time than pruning.
         **kwargs: passed to ``VelocityVerlet`` (``trajectory``, ``logfile``, ``loginterval``).
     """
 
-    def __init__(self, atoms, timestep: float, margin: float = DEFAULT_MARGIN, **kwargs):
+    def __init__(self, atoms, timestep: float, margin: float = DEFAULT_MARGIN,
+                 prune: bool | None = None, **kwargs):
         if not margin > 0:
             raise InputError(f"StudentVerlet margin={margin} Å (expected > 0)")
+        if prune not in (None, True, False):
+            raise InputError(f"StudentVerlet prune={prune!r} (expected None, True or False)")
         super().__init__(atoms, timestep=timestep, **kwargs)
         self.margin = float(margin)
-        self.fused_steps = 0  # steps taken as one program call
-        self.list_refreshes = 0  # pair lists drawn (the first one included)
-        self.recomputed_steps = 0  # steps whose forces were redone on a fresh list
+        self.prune = prune
+        self.fast_steps = 0  # steps taken without ASE's bookkeeping
+        self.list_draws = 0  # margin lists drawn
         self._state: _PairList | None = None
         self._checked = False  # the calculator's state was checked in this run
         self._fresh = False  # the last step left the calculator's results current
@@ -66,7 +86,7 @@ class StudentVerlet(VelocityVerlet):
         atoms = self.atoms
         calc = atoms.calc
         self._fresh = False
-        if forces is not None or not _fusable(atoms, calc):
+        if forces is not None or not _fast_path_applies(atoms, calc):
             self._state = None
             return super().step(forces)
         state = self._state
@@ -78,39 +98,42 @@ class StudentVerlet(VelocityVerlet):
                 state = None
             if "momenta" not in atoms.arrays:
                 atoms.set_momenta(np.zeros((len(atoms), 3)))
-            if state is None or state.calc is not calc or state.program is not calc.verlet_step():
-                state = self._state = _PairList(calc, min(self.margin, calc.neighbors.skin))
+            if state is None or state.calc is not calc or state.fn is not calc._fast_fn:
+                state = self._state = _PairList(calc, min(self.margin, calc.neighbors.skin),
+                                                self.prune)
             self._checked = True
         forces = state.step(atoms, self.dt, self)
-        self.fused_steps += 1
+        self.fast_steps += 1
         self._fresh = True
         return forces
 
     def _refresh_properties(self):
-        # ASE's MD loop asks the calculator for forces after every step; a fused step has
+        # ASE's MD loop asks the calculator for forces after every step; a fast step has
         # just set them for the current positions
         if not self._fresh:
             super()._refresh_properties()
 
 
-def _fusable(atoms, calc) -> bool:
+def _fast_path_applies(atoms, calc) -> bool:
     return (isinstance(calc, StudentCalculator) and calc.fast and not atoms.constraints
             and not atoms.pbc.any() and calc.neighbors.skin > 0)
 
 
 class _PairList:
-    """What :class:`StudentVerlet` keeps between fused steps of one calculator: the step
-    program, the pairs (2, P) within ``cutoff + margin`` at the last refresh, the positions
-    (N, 3) they were drawn at, the masses, and what the last step wrote."""
+    """What :class:`StudentVerlet` keeps between fast steps of one calculator: its energy +
+    forces function, the pairs (2, P) the student sees, the positions (N, 3) Å a margin
+    list was drawn at, the masses, and what the last step wrote."""
 
-    def __init__(self, calc: StudentCalculator, margin: float) -> None:
+    def __init__(self, calc: StudentCalculator, margin: float, prune: bool | None) -> None:
         self.calc = calc
-        self.program = calc.verlet_step()
+        self.fn = calc._fast_fn
         self.margin = margin
-        self.device = calc.device
-        self.pairs = self.reference = None
-        self._timestep: tuple[float, torch.Tensor] | None = None
-        self._masses: tuple[np.ndarray, np.ndarray | None, torch.Tensor] | None = None
+        self.prune = prune  # None: chosen from measured cost at the first redraw
+        self.pairs: torch.Tensor | None = None
+        self.reference: np.ndarray | None = None
+        self._pairs_source: np.ndarray | None = None
+        self._student_s = 0.0  # running mean of the student's time per step
+        self._masses: tuple[np.ndarray, np.ndarray | None, np.ndarray] | None = None
         self._written: tuple[dict, np.ndarray, np.ndarray] | None = None
 
     def current(self, atoms) -> bool:
@@ -122,73 +145,77 @@ class _PairList:
         return (self.calc.results is results and same_bytes(atoms.arrays["positions"], positions)
                 and same_bytes(atoms.arrays["numbers"], numbers))
 
-    def refresh(self, positions: np.ndarray, atoms) -> None:
-        """Draw the pairs within ``cutoff + margin`` of ``positions`` (n, 3) Å."""
-        neighbors = self.calc.neighbors
-        neighbors.update(positions, atoms.cell.array, atoms.pbc)
-        pairs, _ = neighbors.pairs_within(positions, atoms.cell.array, self.margin)
-        self.pairs = torch.as_tensor(pairs, device=self.device)
-        self.reference = torch.tensor(positions, dtype=torch.float64, device=self.device)
-
-    def masses(self, atoms) -> torch.Tensor:
+    def masses(self, atoms) -> np.ndarray:
         """(N, 1) float64 amu, rebuilt only when the numbers or the masses array change."""
         numbers, given = atoms.arrays["numbers"], atoms.arrays.get("masses")
         cached = self._masses
         if (cached is None or not same_bytes(numbers, cached[0])
                 or (given is None) != (cached[1] is None)
                 or (given is not None and not same_bytes(given, cached[1]))):
-            tensor = torch.tensor(atoms.get_masses()[:, None], device=self.device)
             cached = self._masses = (numbers.copy(), None if given is None else given.copy(),
-                                     tensor)
+                                     atoms.get_masses()[:, None])
         return cached[2]
+
+    def update(self, positions: np.ndarray, atoms, counts: StudentVerlet) -> None:
+        """Make ``self.pairs`` hold every pair within the cutoff at ``positions`` (n, 3) Å."""
+        neighbors, cell = self.calc.neighbors, atoms.cell.array
+        if not self.prune and self.reference is not None:
+            moved = positions - self.reference
+            moved *= moved
+            if moved.sum(axis=1).max() < (0.5 * self.margin) ** 2:
+                return  # the margin list still holds them
+        neighbors.update(positions, cell, atoms.pbc)
+        if self.prune:
+            self._set_pairs(neighbors.pairs_within(positions, cell)[0])
+            return
+        pairs, _ = neighbors.pairs_within(positions, cell, self.margin)
+        counts.list_draws += 1
+        if self.prune is None and self.reference is not None:  # a redraw: decide
+            within, _ = neighbors.pairs_within(positions, cell)
+            extra_share = 1.0 - within.shape[1] / max(pairs.shape[1], 1)
+            if extra_share * self._student_s > PRUNE_ABOVE_S:
+                self.prune = True
+                self._set_pairs(within)
+                return
+        self._set_pairs(pairs)
+        self.reference = positions.copy()
+
+    def _set_pairs(self, pairs: np.ndarray) -> None:
+        if pairs is not self._pairs_source:  # the candidates themselves come back as is
+            self._pairs_source = pairs
+            self.pairs = torch.as_tensor(pairs, device=self.calc.device)
 
     def step(self, atoms, dt: float, counts: StudentVerlet) -> np.ndarray:
         """One step of ``atoms`` (positions and momenta updated in place, the calculator's
         results set for the new positions); returns the new forces (N, 3) eV/Å."""
-        calc, arrays, device = self.calc, atoms.arrays, self.device
-        if self.pairs is None:
-            self.refresh(arrays["positions"], atoms)
-            counts.list_refreshes += 1
-        if self._timestep is None or self._timestep[0] != dt:
-            self._timestep = (dt, torch.tensor([dt], dtype=torch.float64, device=device))
-        species = calc._inputs["species"]
-        positions, momenta, energy, forces, moved = self.program(
-            torch.from_numpy(arrays["positions"]).to(device),
-            torch.from_numpy(arrays["momenta"]).to(device),
-            torch.from_numpy(calc.results["forces"]).to(device),
-            self.masses(atoms), species, self.pairs, self.reference, self._timestep[1],
-        )
-        new_positions = positions.cpu().numpy()
-        value = energy.item()
-        if not math.isfinite(value):  # let the calculator judge, as in ASE's step: it names
-            np.copyto(arrays["positions"], new_positions)  # non-finite positions
-            np.copyto(arrays["momenta"], momenta.cpu().numpy())
+        calc, arrays = self.calc, atoms.arrays
+        # ASE's VelocityVerlet.step, operation for operation
+        momenta = arrays["momenta"] + 0.5 * dt * calc.results["forces"]
+        positions = arrays["positions"] + dt * momenta / self.masses(atoms)
+        if not np.isfinite(positions).all():  # the calculator names them, as in ASE's step
+            self.reference = self._written = None
+            np.copyto(arrays["positions"], positions)
+            np.copyto(arrays["momenta"], momenta)
             calc.reset()
-            self.pairs = None
             forces = atoms.get_forces(md=True)
             np.add(arrays["momenta"], 0.5 * dt * forces, out=arrays["momenta"])
-            self._written = None
             return forces
-        drift, stride = (math.sqrt(x) for x in moved.tolist())
-        if drift >= 0.5 * self.margin:  # a pair may have entered the cutoff unseen
-            self.refresh(new_positions, atoms)
-            energy, forces = calc._fast_fn(positions.to(calc.dtype), species, self.pairs,
-                                           None, calc._inputs["batch"], 1)
-            forces = forces.to(torch.float64)
-            value = energy.item()
-            counts.list_refreshes += 1
-            counts.recomputed_steps += 1
-        elif drift + 2.0 * stride >= 0.5 * self.margin:  # the next step might move that far
-            self.refresh(new_positions, atoms)
-            counts.list_refreshes += 1
-        forces = forces.cpu().numpy()
-        # as ASE: p(t + dt) = p(t + dt/2) + 0.5 dt F(t + dt), in numpy
-        np.add(momenta.cpu().numpy(), 0.5 * dt * forces, out=arrays["momenta"])
-        np.copyto(arrays["positions"], new_positions)
-        np.copyto(calc.atoms.arrays["positions"], new_positions)
+        self.update(positions, atoms, counts)
+        inputs = calc._inputs
+        start = time.perf_counter()
+        energy, forces = self.fn(
+            torch.as_tensor(positions, dtype=calc.dtype, device=calc.device),
+            inputs["species"], self.pairs, None, inputs["batch"], 1,
+        )
+        value = energy.detach()[0].item()
+        forces = forces.detach().cpu().double().numpy()
+        self._student_s += 0.2 * (time.perf_counter() - start - self._student_s)
+        np.copyto(arrays["positions"], positions)
+        np.add(momenta, 0.5 * dt * forces, out=arrays["momenta"])
+        np.copyto(calc.atoms.arrays["positions"], positions)
         calc.results = {"energy": value, "free_energy": value, "forces": forces}
-        self._written = (calc.results, new_positions.copy(), arrays["numbers"].copy())
+        self._written = (calc.results, positions, arrays["numbers"].copy())
         return forces
 
 
-__all__ = ["DEFAULT_MARGIN", "StudentVerlet"]
+__all__ = ["DEFAULT_MARGIN", "PRUNE_ABOVE_S", "StudentVerlet"]
