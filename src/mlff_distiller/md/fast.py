@@ -281,7 +281,7 @@ class CompiledEnergyAndForces:
         configs = {"cpp.threads": 1}
         if like.device.type == "cpu":
             # one pooled buffer for the program's intermediates instead of an allocation
-            # each: 2-11% less time per call on molecules, identical results (9-76 atoms,
+            # each: 1.5-11% less time per call on molecules, identical results (9-76 atoms,
             # 1 thread, alternating with the program without it)
             configs["memory_planning"] = True
         key = program_cache.program_key(self.fast, periodic, like, configs)
