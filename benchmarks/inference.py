@@ -101,8 +101,9 @@ def rattled_calls(atoms, calc):
 
 
 def md_step_call(atoms, calc, ase_verlet: bool = False):
-    """One NVE step per call from a 300 K start: ``StudentVerlet`` (the MD runner's
-    integrator; ASE's step for other calculators), or ASE's ``VelocityVerlet``."""
+    """NVE steps from a 300 K start, one per call (``steps`` per call, in one ``run`` as an
+    MD run makes them): ``StudentVerlet`` (the MD runner's integrator; ASE's step for other
+    calculators), or ASE's ``VelocityVerlet``."""
     from ase import units
     from ase.md.verlet import VelocityVerlet
 
@@ -113,7 +114,7 @@ def md_step_call(atoms, calc, ase_verlet: bool = False):
     maxwell_boltzmann(atoms, 300.0, np.random.default_rng(0))
     atoms.calc = calc
     dyn = (VelocityVerlet if ase_verlet else StudentVerlet)(atoms, timestep=0.5 * units.fs)
-    return lambda: dyn.run(1)
+    return lambda steps=1: dyn.run(steps)
 
 
 STUDENT_FILES: dict[str, str] = {}  # preset -> checkpoint timed instead of the zoo's (--student)
@@ -221,7 +222,7 @@ def students(mols, repeats: int, compile_presets: list[str]
 
 def presets_head_to_head(mols, md_calcs: dict, rounds: int, block: int) -> list[dict]:
     """The compiled presets' MD steps on each molecule, in blocks: per round, each preset
-    runs ``block`` steps in a row (after one untimed step) with ``StudentVerlet``
+    runs ``block`` steps in one ``run`` (after one untimed step) with ``StudentVerlet``
     (``md_step_ms``) and with ASE's ``VelocityVerlet`` (``ase_md_step_ms``), each on its own
     compiled calculator, the presets in turn. A block keeps one model's weights in the
     caches, as a real MD run does (calls alternating one by one let ``original``'s 1.8 MB
@@ -245,8 +246,7 @@ def presets_head_to_head(mols, md_calcs: dict, rounds: int, block: int) -> list[
                 for key, step in steps.items():
                     step()
                     t0 = time.perf_counter()
-                    for _ in range(block):
-                        step()
+                    step(block)
                     per_step[key].append((time.perf_counter() - t0) / block)
             ours = {p: per_step[(p, False)][1:] for p in md_calcs}
             ase = {p: per_step[(p, True)][1:] for p in md_calcs}

@@ -4,8 +4,9 @@ bookkeeping), and one step of the MD runner (``md.runs.run_md``, StudentVerlet w
 watchdog); JSON out.
 
 Per preset (zoo students, or ``--student PRESET=PATH`` as in ``inference.py``) and molecule
-(9/20/40/76 atoms), one thread, in blocks of ``--block`` calls per round with the presets in
-turn (as ``inference.presets_head_to_head``), medians over ``--rounds`` rounds:
+(9/20/40/76 atoms), one thread, in blocks of ``--block`` calls per round (MD steps in one
+``run``) with the presets in turn (as ``inference.presets_head_to_head``), medians over
+``--rounds`` rounds:
 
   program_us          the AOTInductor energy + forces program on the starting geometry's
                       pairs (fixed inputs)
@@ -54,7 +55,7 @@ def program_call(model, atoms):
     args = (torch.tensor(atoms.positions, dtype=dtype),
             program.fast.species(torch.tensor(atoms.numbers)), torch.as_tensor(pairs), None,
             torch.zeros(len(atoms), dtype=torch.long), 1)
-    return lambda: program(*args)
+    return lambda steps=1: [program(*args) for _ in range(steps)]
 
 
 def run_md_call(atoms, calc, block: int):
@@ -89,8 +90,7 @@ def breakdown(presets: list[str], rounds: int, block: int) -> list[dict]:
                 for name, call in calls[p].items():
                     call()
                     t0 = time.perf_counter()
-                    for _step in range(block):
-                        call()
+                    call(block)
                     times[p][name].append((time.perf_counter() - t0) / block)
                 t0 = time.perf_counter()
                 runners[p]()
