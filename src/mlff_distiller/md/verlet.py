@@ -61,6 +61,9 @@ class StudentVerlet(VelocityVerlet):
             (default) starts with a margin list and prunes from the point where the
             margin's extra pairs cost more time than pruning.
         **kwargs: passed to ``VelocityVerlet`` (``trajectory``, ``logfile``, ``loginterval``).
+
+    Changes made to the atoms between steps (by an observer, say) are followed; changes to
+    the student's weights in place are picked up at the start of each ``run``.
     """
 
     def __init__(self, atoms, timestep: float, margin: float = DEFAULT_MARGIN,
