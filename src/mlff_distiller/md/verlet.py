@@ -1,7 +1,7 @@
 """Velocity Verlet (NVE) for students: ASE's integrator without ASE's per-step bookkeeping.
 
 ASE's ``VelocityVerlet`` step through :class:`~mlff_distiller.md.calculator.StudentCalculator`
-spends 100-250 µs outside the model on a small molecule (Atoms accessors, the calculator
+spends 150-400 µs outside the model on a molecule of 9-76 atoms (Atoms accessors, the calculator
 protocol and its change checks, the neighbour-list check and pruning, array conversions),
 as long as a ``tiny`` student's forces on 9-20 atoms. :class:`StudentVerlet` is that
 integrator, with the same arguments, observers, trajectory and logging, whose step, when
