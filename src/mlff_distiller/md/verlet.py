@@ -5,8 +5,8 @@ spends 150-400 µs outside the model on a molecule of 9-76 atoms (Atoms accessor
 protocol and its change checks, the neighbour-list check and pruning, array conversions),
 as long as a ``tiny`` student's forces on 9-20 atoms. :class:`StudentVerlet` is that
 integrator, with the same arguments, observers, trajectory and logging, whose step, when
-the atoms' calculator is a ``StudentCalculator`` on its fast path and the structure is a
-molecule without constraints, does the same float64 operations as ASE's step on the Atoms'
+the atoms' calculator is a ``StudentCalculator`` on its fast path and the atoms have no
+constraints, does the same float64 operations as ASE's step on the Atoms'
 own arrays and calls the calculator's energy + forces function directly (the compiled
 program with ``compile=True``)::
 
@@ -15,8 +15,8 @@ program with ``compile=True``)::
     E, F(t + dt) = student(r(t + dt))
     p(t + dt)   = p(t + dt/2) + (dt/2) F(t + dt)
 
-so both follow the same trajectory. Anything else (another calculator, constraints, a
-periodic cell, forces handed to ``step``) takes ASE's step unchanged.
+so both follow the same trajectory, molecules and periodic cells alike. Anything else
+(another calculator, constraints, forces handed to ``step``) takes ASE's step unchanged.
 
 Pairs: the student must see every pair within its cutoff; pairs beyond it contribute
 exactly zero, so the list may hold extra ones. A *margin* list holds the pairs that were
@@ -119,7 +119,7 @@ class StudentVerlet(VelocityVerlet):
 
 def _fast_path_applies(atoms, calc) -> bool:
     return (isinstance(calc, StudentCalculator) and calc.fast and not atoms.constraints
-            and not atoms.pbc.any() and calc.neighbors.skin > 0)
+            and calc.neighbors.skin > 0)
 
 
 class _PairList:
@@ -133,20 +133,22 @@ class _PairList:
         self.margin = margin
         self.prune = prune  # None: chosen from measured cost at the first redraw
         self.pairs: torch.Tensor | None = None
+        self.shift_vectors: torch.Tensor | None = None  # (P, 3) Å for periodic cells
         self.reference: np.ndarray | None = None
         self._pairs_source: np.ndarray | None = None
         self._student_s = 0.0  # running mean of the student's time per step
         self._masses: tuple[np.ndarray, np.ndarray | None, np.ndarray] | None = None
-        self._written: tuple[dict, np.ndarray, np.ndarray] | None = None
+        self._written: tuple[dict, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def current(self, atoms) -> bool:
         """True when ``atoms`` and the calculator are as the last step left them: the
         calculator's results are then those of ``atoms``' positions."""
         if self._written is None or atoms.calc is not self.calc:
             return False
-        results, positions, numbers = self._written
+        results, positions, numbers, cell, pbc = self._written
         return (self.calc.results is results and same_bytes(atoms.arrays["positions"], positions)
-                and same_bytes(atoms.arrays["numbers"], numbers))
+                and same_bytes(atoms.arrays["numbers"], numbers)
+                and same_bytes(atoms.cell.array, cell) and same_bytes(atoms.pbc, pbc))
 
     def masses(self, atoms) -> np.ndarray:
         """(N, 1) float64 amu, rebuilt only when the numbers or the masses array change."""
@@ -169,24 +171,30 @@ class _PairList:
                 return  # the margin list still holds them
         neighbors.update(positions, cell, atoms.pbc)
         if self.prune:
-            self._set_pairs(neighbors.pairs_within(positions, cell)[0])
+            self._set_pairs(*neighbors.pairs_within(positions, cell), atoms)
             return
-        pairs, _ = neighbors.pairs_within(positions, cell, self.margin)
+        pairs, pair_shift = neighbors.pairs_within(positions, cell, self.margin)
         counts.list_draws += 1
         if self.prune is None and self.reference is not None:  # a redraw: decide
-            within, _ = neighbors.pairs_within(positions, cell)
-            extra_share = 1.0 - within.shape[1] / max(pairs.shape[1], 1)
+            within = neighbors.pairs_within(positions, cell)
+            extra_share = 1.0 - within[0].shape[1] / max(pairs.shape[1], 1)
             if extra_share * self._student_s > PRUNE_ABOVE_S:
                 self.prune = True
-                self._set_pairs(within)
+                self._set_pairs(*within, atoms)
                 return
-        self._set_pairs(pairs)
+        self._set_pairs(pairs, pair_shift, atoms)
         self.reference = positions.copy()
 
-    def _set_pairs(self, pairs: np.ndarray) -> None:
+    def _set_pairs(self, pairs: np.ndarray, pair_shift: np.ndarray, atoms) -> None:
+        """Pairs (2, P) and their cell shifts (P, 3) as the student's inputs."""
         if pairs is not self._pairs_source:  # the candidates themselves come back as is
+            calc = self.calc
             self._pairs_source = pairs
-            self.pairs = torch.as_tensor(pairs, device=self.calc.device)
+            self.pairs = torch.as_tensor(pairs, device=calc.device)
+            self.shift_vectors = (
+                torch.as_tensor(pair_shift @ atoms.cell.array, dtype=calc.dtype,
+                                device=calc.device)
+                if atoms.pbc.any() else None)
 
     def step(self, atoms, dt: float, counts: StudentVerlet) -> np.ndarray:
         """One step of ``atoms`` (positions and momenta updated in place, the calculator's
@@ -208,7 +216,7 @@ class _PairList:
         start = time.perf_counter()
         energy, forces = self.fn(
             torch.as_tensor(positions, dtype=calc.dtype, device=calc.device),
-            inputs["species"], self.pairs, None, inputs["batch"], 1,
+            inputs["species"], self.pairs, self.shift_vectors, inputs["batch"], 1,
         )
         value = energy.detach()[0].item()
         forces = forces.detach().cpu().double().numpy()
@@ -217,7 +225,8 @@ class _PairList:
         np.add(momenta, 0.5 * dt * forces, out=arrays["momenta"])
         np.copyto(calc.atoms.arrays["positions"], positions)
         calc.results = {"energy": value, "free_energy": value, "forces": forces}
-        self._written = (calc.results, positions, arrays["numbers"].copy())
+        self._written = (calc.results, positions, arrays["numbers"].copy(),
+                         atoms.cell.array.copy(), atoms.pbc.copy())
         return forces
 
 
