@@ -102,8 +102,8 @@ class StudentVerlet(VelocityVerlet):
             if "momenta" not in atoms.arrays:
                 atoms.set_momenta(np.zeros((len(atoms), 3)))
             if state is None or state.calc is not calc or state.fn is not calc._fast_fn:
-                state = self._state = _PairList(calc, min(self.margin, calc.neighbors.skin),
-                                                self.prune)
+                state = self._state = _PairList(calc, atoms,
+                                                min(self.margin, calc.neighbors.skin), self.prune)
             self._checked = True
         forces = state.step(atoms, self.dt, self)
         self.fast_steps += 1
@@ -123,12 +123,16 @@ def _fast_path_applies(atoms, calc) -> bool:
 
 
 class _PairList:
-    """What :class:`StudentVerlet` keeps between fast steps of one calculator: its energy +
-    forces function, the pairs (2, P) the student sees, the positions (N, 3) Å a margin
-    list was drawn at, the masses, and what the last step wrote."""
+    """What :class:`StudentVerlet` keeps between fast steps of one calculator and structure:
+    its energy + forces function, the pairs (2, P) the student sees, the positions (N, 3) Å
+    a margin list was drawn at, and what the last step wrote."""
 
-    def __init__(self, calc: StudentCalculator, margin: float, prune: bool | None) -> None:
+    def __init__(self, calc: StudentCalculator, atoms, margin: float, prune: bool | None
+                 ) -> None:
         self.calc = calc
+        # numbers, cell and pbc it was made for (a change makes StudentVerlet make another)
+        self.structure = (atoms.arrays["numbers"].copy(), atoms.cell.array.copy(),
+                          atoms.pbc.copy())
         self.fn = calc._fast_fn
         self.margin = margin
         self.prune = prune  # None: chosen from measured cost at the first redraw
@@ -137,29 +141,18 @@ class _PairList:
         self.reference: np.ndarray | None = None
         self._pairs_source: np.ndarray | None = None
         self._student_s = 0.0  # running mean of the student's time per step
-        self._masses: tuple[np.ndarray, np.ndarray | None, np.ndarray] | None = None
-        self._written: tuple[dict, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._written: tuple[dict, np.ndarray] | None = None  # results, positions
 
     def current(self, atoms) -> bool:
         """True when ``atoms`` and the calculator are as the last step left them: the
         calculator's results are then those of ``atoms``' positions."""
         if self._written is None or atoms.calc is not self.calc:
             return False
-        results, positions, numbers, cell, pbc = self._written
+        results, positions = self._written
+        numbers, cell, pbc = self.structure
         return (self.calc.results is results and same_bytes(atoms.arrays["positions"], positions)
                 and same_bytes(atoms.arrays["numbers"], numbers)
                 and same_bytes(atoms.cell.array, cell) and same_bytes(atoms.pbc, pbc))
-
-    def masses(self, atoms) -> np.ndarray:
-        """(N, 1) float64 amu, rebuilt only when the numbers or the masses array change."""
-        numbers, given = atoms.arrays["numbers"], atoms.arrays.get("masses")
-        cached = self._masses
-        if (cached is None or not same_bytes(numbers, cached[0])
-                or (given is None) != (cached[1] is None)
-                or (given is not None and not same_bytes(given, cached[1]))):
-            cached = self._masses = (numbers.copy(), None if given is None else given.copy(),
-                                     atoms.get_masses()[:, None])
-        return cached[2]
 
     def update(self, positions: np.ndarray, atoms, counts: StudentVerlet) -> None:
         """Make ``self.pairs`` hold every pair within the cutoff at ``positions`` (n, 3) Å."""
@@ -202,7 +195,7 @@ class _PairList:
         calc, arrays = self.calc, atoms.arrays
         # ASE's VelocityVerlet.step, operation for operation
         momenta = arrays["momenta"] + 0.5 * dt * calc.results["forces"]
-        positions = arrays["positions"] + dt * momenta / self.masses(atoms)
+        positions = arrays["positions"] + dt * momenta / atoms.get_masses()[:, None]
         if not np.isfinite(positions).all():  # the calculator names them, as in ASE's step
             self.reference = self._written = None
             np.copyto(arrays["positions"], positions)
@@ -225,8 +218,7 @@ class _PairList:
         np.add(momenta, 0.5 * dt * forces, out=arrays["momenta"])
         np.copyto(calc.atoms.arrays["positions"], positions)
         calc.results = {"energy": value, "free_energy": value, "forces": forces}
-        self._written = (calc.results, positions, arrays["numbers"].copy(),
-                         atoms.cell.array.copy(), atoms.pbc.copy())
+        self._written = (calc.results, positions)
         return forces
 
 
