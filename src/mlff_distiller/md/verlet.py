@@ -21,7 +21,9 @@ so both follow the same trajectory, molecules and periodic cells alike. Anything
 Pairs: the student must see every pair within its cutoff; pairs beyond it contribute
 exactly zero, so the list may hold extra ones. A *margin* list holds the pairs that were
 within ``cutoff + margin`` when it was drawn from the calculator's Verlet list, and is
-redrawn before any step that takes an atom ``margin / 2`` or more from where it was drawn.
+redrawn before any step that takes an atom ``margin / 2`` or more from where it was drawn;
+a molecule's list that holds every pair of its atoms (all of a 9-atom molecule's pairs are
+within 4 Å) is never redrawn.
 On larger molecules the margin's extra pairs cost the student more than drawing the list
 each step, so from the first redraw where they do (estimated: the student's time per step
 times their share, against :data:`PRUNE_ABOVE_S`) the list is *pruned* each step instead,
@@ -140,6 +142,9 @@ class _PairList:
         self.shift_vectors: torch.Tensor | None = None  # (P, 3) Å for periodic cells
         self.reference: np.ndarray | None = None
         self._pairs_source: np.ndarray | None = None
+        # a molecule's list holding every pair of its atoms is never redrawn: no pair can
+        # be missing from it, and those beyond the cutoff contribute exactly zero
+        self.complete = False
         self._student_s = 0.0  # running mean of the student's time per step
         self._written: tuple[dict, np.ndarray] | None = None  # results, positions
 
@@ -156,6 +161,8 @@ class _PairList:
 
     def update(self, positions: np.ndarray, atoms, counts: StudentVerlet) -> None:
         """Make ``self.pairs`` hold every pair within the cutoff at ``positions`` (n, 3) Å."""
+        if self.complete:
+            return
         neighbors, cell = self.calc.neighbors, atoms.cell.array
         if not self.prune and self.reference is not None:
             moved = positions - self.reference
@@ -177,6 +184,8 @@ class _PairList:
                 return
         self._set_pairs(pairs, pair_shift, atoms)
         self.reference = positions.copy()
+        n_atoms = len(positions)
+        self.complete = not atoms.pbc.any() and pairs.shape[1] == n_atoms * (n_atoms - 1) // 2
 
     def _set_pairs(self, pairs: np.ndarray, pair_shift: np.ndarray, atoms) -> None:
         """Pairs (2, P) and their cell shifts (P, 3) as the student's inputs."""
