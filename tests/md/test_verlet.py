@@ -56,9 +56,9 @@ def _hot_ether(temperature_K: float = 600.0):
     pytest.param(True, None, marks=pytest.mark.slow),
 ])
 def test_same_trajectory_as_ase_velocity_verlet(compile, prune):
-    """200 steps of hot methyl ethyl ether (some of whose pairs are beyond the cutoff + margin): positions, momenta, forces and energies equal ASE's
-    VelocityVerlet with the same calculator settings, every step on the fast path, the
-    margin list redrawn along the way or the list pruned every step. In float64: a margin
+    """200 steps of hot methyl ethyl ether: positions, momenta, forces and energies equal
+    ASE's VelocityVerlet with the same calculator settings, every step on the fast path,
+    the margin list redrawn along the way or the list pruned every step. In float64: a margin
     list holds pairs beyond the cutoff (contributing exactly zero), which regroups float32
     sums, and MD amplifies a last-bit difference over 200 steps."""
     model = perturbed_student("tiny").double().eval()
