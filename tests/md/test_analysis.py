@@ -94,20 +94,28 @@ def test_min_distance_equals_every_pair_on_both_paths(n_atoms):
     assert a.min_distance(positions[:1]) == math.inf
 
 
-def test_closest_pair_watch_is_exact_and_skips_safe_steps():
-    """Along a trajectory in which two atoms slowly collide, the watch reports exactly the
-    steps min_distance puts below the limit, and searches all pairs only on some steps."""
+@pytest.mark.parametrize("event", ["stretch", "collision"])
+def test_geometry_watch_gives_geometry_failures_answers_with_fewer_checks(event):
+    """Along a jittering trajectory in which a bond slowly stretches (or two atoms slowly
+    collide), the watch gives geometry_failure's answer at every step, checks the bonds
+    and all pairs on fewer than half the sound steps, and reports non-finite positions."""
     rng = np.random.default_rng(0)
     positions = np.array([[0.0, 0, 0], [2.0, 0, 0], [0, 1.5, 0], [0, 0, 1.5], [1.5, 1.5, 0]])
-    watch = a.ClosestPairWatch(limit=0.5)
-    steps = 400
+    bonds = np.array([[0, 2], [0, 3], [2, 4]])
+    r0 = a.bond_lengths(positions, bonds)
+    watch = a.GeometryWatch(bonds, r0, 1.3, 0.5)
+    steps, failed = 400, 0
     for step in range(steps):
         positions = positions + rng.normal(0, 0.002, positions.shape)
-        positions[1, 0] -= 0.004  # atom 1 walks into atom 0: about 1.6 Å over the run
-        expected = a.min_distance(positions)
-        got = watch.closest_below_limit(positions)
-        assert (got is not None) == (expected < 0.5), step
-        if got is not None:
-            assert got == expected
-    assert a.min_distance(positions) < 0.5  # the collision did happen
-    assert watch.n_full_checks < steps / 2
+        if event == "stretch":
+            positions[4, 0] += 0.003  # bond 2-4 reaches 1.3x its start after ~150 steps
+        else:
+            positions[1, 0] -= 0.006  # atom 1 reaches 0.5 Å from atom 0 after ~250 steps
+        expected = a.geometry_failure(positions, bonds, r0, 1.3, 0.5)
+        assert watch.failure(positions) == expected, step
+        failed += expected is not None
+    assert 50 < failed < steps - 50  # both sound and broken geometries were judged
+    assert ("stretched" if event == "stretch" else "apart") in expected
+    # a broken geometry is checked in full every step; the sound ones, on some steps
+    assert watch.n_full_checks - failed < (steps - failed) / 2
+    assert watch.failure(positions * np.nan) == "non-finite positions"

@@ -86,7 +86,7 @@ ALL_PAIRS_MAX_ATOMS = 64  # min_distance compares all pairs up to this size, els
 def min_distance(positions: np.ndarray) -> float:
     """Smallest interatomic distance (Å) of one geometry; ``inf`` for a single atom.
 
-    Called every MD step by the watchdog: all pairs (cached indices) up to
+    Called by :class:`GeometryWatch`'s checks along MD runs: all pairs (cached indices) up to
     :data:`ALL_PAIRS_MAX_ATOMS` atoms, each atom's nearest neighbour from a k-d tree above
     (the all-pairs cost grows as n^2: 2.4 ms at 300 atoms against 0.15 ms).
     """
@@ -113,66 +113,86 @@ def _upper_pairs(n_atoms: int) -> tuple[np.ndarray, np.ndarray]:
     return i, j
 
 
-class ClosestPairWatch:
-    """:func:`min_distance` for a trajectory, all pairs checked only when they could have
-    come closer than ``limit`` Å since the last full check.
-
-    If no atom moved more than delta since the last full check (closest distance d0), no
-    distance shrank by more than 2 delta: while 2 delta < d0 - limit no pair can be below
-    ``limit``, and the O(n^2) (or k-d tree) search is skipped. The answer is exact.
-    """
-
-    def __init__(self, limit: float) -> None:
-        self.limit = float(limit)
-        self.n_full_checks = 0
-        self._reference: np.ndarray | None = None  # positions (n, 3) of the last full check
-        self._margin = 0.0  # its closest distance minus the limit, Å
-
-    def closest_below_limit(self, positions: np.ndarray) -> float | None:
-        """The closest distance (Å) of ``positions`` (n, 3) when it is below the limit,
-        else None."""
-        reference = self._reference
-        if reference is not None and self._margin > 0 and reference.shape == positions.shape:
-            moved = positions - reference
-            moved *= moved
-            if 4.0 * float(moved.sum(axis=1).max(initial=0.0)) < self._margin**2:
-                return None
-        d = min_distance(positions)
-        self.n_full_checks += 1
-        self._reference = np.array(positions, dtype=np.float64)
-        self._margin = d - self.limit
-        return d if d < self.limit else None
-
-
 def geometry_failure(
     positions: np.ndarray,
     bonds: np.ndarray,
     initial_lengths: np.ndarray,
     stretch_factor: float,
     min_allowed: float,
-    closest_pair: ClosestPairWatch | None = None,
 ) -> str | None:
-    """Why a geometry is broken, or ``None``.
+    """Why a geometry (n, 3) Å is broken, or ``None``.
 
-    Broken when a bond exceeds ``stretch_factor`` times its starting length, atoms come
-    closer than ``min_allowed`` Å, or a coordinate is not finite. Along a trajectory, pass
-    ``closest_pair`` (a :class:`ClosestPairWatch` with limit ``min_allowed``), which skips
-    the all-pairs search while no pair can have crossed the limit.
+    Broken when a coordinate is not finite, a bond exceeds ``stretch_factor`` times its
+    starting length, or atoms come closer than ``min_allowed`` Å. Along a trajectory,
+    :class:`GeometryWatch` gives the same answers for less work per step.
     """
+    return _geometry_check(positions, bonds, initial_lengths, stretch_factor, min_allowed)[0]
+
+
+def _geometry_check(positions, bonds, initial_lengths, stretch_factor, min_allowed
+                    ) -> tuple[str | None, float]:
+    """(:func:`geometry_failure`'s answer, slack Å): how much any bond may still lengthen
+    or any pair approach before the geometry fails (<= 0 when it has)."""
     if not np.all(np.isfinite(positions)):
-        return "non-finite positions"
+        return "non-finite positions", 0.0
+    slack = math.inf
     if len(bonds):
-        ratio = bond_lengths(positions, bonds) / initial_lengths
+        lengths = bond_lengths(positions, bonds)
+        ratio = lengths / initial_lengths
         worst = int(np.argmax(ratio))
         if ratio[worst] > stretch_factor:
             i, j = bonds[worst]
             return (f"bond {i}-{j} stretched to {ratio[worst]:.2f}x its start "
-                    f"(limit {stretch_factor:g}x)")
-    watch = closest_pair if closest_pair is not None else ClosestPairWatch(min_allowed)
-    too_close = watch.closest_below_limit(positions)
-    if too_close is not None:
-        return f"atoms {too_close:.3f} Å apart (limit {min_allowed:g} Å)"
-    return None
+                    f"(limit {stretch_factor:g}x)"), 0.0
+        slack = float(np.min(stretch_factor * initial_lengths - lengths))
+    closest = min_distance(positions)
+    if closest < min_allowed:
+        return f"atoms {closest:.3f} Å apart (limit {min_allowed:g} Å)", 0.0
+    return None, min(slack, closest - min_allowed)
+
+
+class GeometryWatch:
+    """:func:`geometry_failure` for every step of a trajectory, its checks skipped while
+    no bond can have stretched, nor any pair come, past its limit since the last check.
+
+    A check records the slack: how far the closest bond is from ``stretch_factor`` times
+    its start, and the closest pair from ``min_allowed`` (Å). If no atom has moved more than
+    delta since then, no distance has changed by more than 2 delta, so while 2 delta is
+    below the slack the geometry is sound: a step then costs one displacement check, not
+    the bonds and the all-pairs (or k-d tree) search. The answers are exact. Non-finite
+    positions fail the displacement test and get the full check.
+
+    Args:
+        bonds: (b, 2) atom indices (:func:`find_bonds`).
+        initial_lengths: (b,) Å, the bonds' starting lengths.
+        stretch_factor: a bond longer than this times its start breaks the geometry.
+        min_allowed: atoms closer than this (Å) break it.
+    """
+
+    def __init__(self, bonds: np.ndarray, initial_lengths: np.ndarray, stretch_factor: float,
+                 min_allowed: float) -> None:
+        self.bonds = np.asarray(bonds).reshape(-1, 2)
+        self.initial_lengths = np.asarray(initial_lengths, dtype=np.float64)
+        self.stretch_factor = float(stretch_factor)
+        self.min_allowed = float(min_allowed)
+        self.n_full_checks = 0
+        self._reference: np.ndarray | None = None  # positions (n, 3) of the last check
+        self._slack_squared = 0.0  # its slack (Å) squared, 0 when it failed
+
+    def failure(self, positions: np.ndarray) -> str | None:
+        """Why ``positions`` (n, 3) Å are broken, or ``None``."""
+        reference = self._reference
+        if reference is not None and reference.shape == positions.shape:
+            moved = positions - reference
+            moved *= moved
+            if 4.0 * float(moved.sum(axis=1).max(initial=0.0)) < self._slack_squared:
+                return None
+        reason, slack = _geometry_check(positions, self.bonds, self.initial_lengths,
+                                        self.stretch_factor, self.min_allowed)
+        self.n_full_checks += 1
+        self._reference = np.array(positions, dtype=np.float64)
+        self._slack_squared = slack * slack if slack > 0 else 0.0
+        return reason
 
 
 def energy_drift(

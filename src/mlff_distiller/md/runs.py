@@ -16,12 +16,7 @@ import numpy as np
 from ase import Atoms, units
 
 from mlff_distiller.errors import InputError
-from mlff_distiller.md.analysis import (
-    ClosestPairWatch,
-    bond_lengths,
-    find_bonds,
-    geometry_failure,
-)
+from mlff_distiller.md.analysis import GeometryWatch, bond_lengths, find_bonds
 
 
 @dataclass(frozen=True)
@@ -100,11 +95,12 @@ def run_md(atoms: Atoms, calc, config: MDConfig, ensemble: str = "nve") -> dict:
         n_steps = config.nvt_steps
 
     bonds = find_bonds(atoms.numbers, atoms.positions, config.bond_tolerance)
-    start_lengths = bond_lengths(atoms.positions, bonds)
+    geometry = GeometryWatch(bonds, bond_lengths(atoms.positions, bonds), config.stretch_factor,
+                             config.min_distance_A)
+    dof = atoms.get_number_of_degrees_of_freedom()  # constraints do not change in the run
     series: dict[str, list[float]] = {"potential_eV": [], "kinetic_eV": [], "temperature_K": []}
     frames: list[np.ndarray] = []
     window: deque[float] = deque(maxlen=config.temperature_window)
-    closest_pair = ClosestPairWatch(config.min_distance_A)
     failure = None
     step = 0
     try:
@@ -112,9 +108,8 @@ def run_md(atoms: Atoms, calc, config: MDConfig, ensemble: str = "nve") -> dict:
             step = dyn.nsteps
             epot = float(atoms.get_potential_energy())
             ekin = float(atoms.get_kinetic_energy())
-            temp = float(atoms.get_temperature())
-            reason = _failure(atoms.positions, epot, temp, window, bonds, start_lengths, config,
-                              closest_pair)
+            temp = 2.0 * ekin / (dof * units.kB)  # = atoms.get_temperature()
+            reason = _failure(atoms.positions, epot, temp, window, geometry, config)
             if reason is not None:
                 failure = reason
                 break
@@ -141,12 +136,10 @@ def run_md(atoms: Atoms, calc, config: MDConfig, ensemble: str = "nve") -> dict:
     }
 
 
-def _failure(positions, epot, temp, window, bonds, start_lengths, config,
-             closest_pair: ClosestPairWatch) -> str | None:
+def _failure(positions, epot, temp, window, geometry: GeometryWatch, config) -> str | None:
     if not (np.isfinite(epot) and np.isfinite(temp)):
         return f"non-finite energy ({epot}) or temperature ({temp})"
-    reason = geometry_failure(positions, bonds, start_lengths, config.stretch_factor,
-                              config.min_distance_A, closest_pair)
+    reason = geometry.failure(positions)
     if reason is not None:
         return reason
     window.append(temp)
