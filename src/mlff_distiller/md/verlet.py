@@ -145,6 +145,8 @@ class _PairList:
         # a molecule's list holding every pair of its atoms is never redrawn: no pair can
         # be missing from it, and those beyond the cutoff contribute exactly zero
         self.complete = False
+        # (n, 3) float32 student input on a CPU, and its numpy view
+        self._positions_buffer: tuple[torch.Tensor, np.ndarray] | None = None
         self._student_s = 0.0  # running mean of the student's time per step
         self._written: tuple[dict, np.ndarray] | None = None  # results, positions
 
@@ -198,6 +200,19 @@ class _PairList:
                                 device=calc.device)
                 if atoms.pbc.any() else None)
 
+    def _student_positions(self, positions: np.ndarray) -> torch.Tensor:
+        """``positions`` (n, 3) Å as the student's input: on a CPU in float32, cast into
+        one buffer kept for the run (the program does not keep its inputs); else converted."""
+        calc = self.calc
+        if calc.device.type != "cpu" or calc.dtype != torch.float32:
+            return torch.as_tensor(positions, dtype=calc.dtype, device=calc.device)
+        if self._positions_buffer is None or self._positions_buffer[1].shape != positions.shape:
+            buffer = torch.empty(positions.shape, dtype=torch.float32)
+            self._positions_buffer = (buffer, buffer.numpy())
+        buffer, view = self._positions_buffer
+        np.copyto(view, positions, casting="same_kind")
+        return buffer
+
     def step(self, atoms, dt: float, counts: StudentVerlet) -> np.ndarray:
         """One step of ``atoms`` (positions and momenta updated in place, the calculator's
         results set for the new positions); returns the new forces (N, 3) eV/Å."""
@@ -216,12 +231,10 @@ class _PairList:
         self.update(positions, atoms, counts)
         inputs = calc._inputs
         start = time.perf_counter()
-        energy, forces = self.fn(
-            torch.as_tensor(positions, dtype=calc.dtype, device=calc.device),
-            inputs["species"], self.pairs, self.shift_vectors, inputs["batch"], 1,
-        )
+        energy, forces = self.fn(self._student_positions(positions), inputs["species"],
+                                 self.pairs, self.shift_vectors, inputs["batch"], 1)
         value = energy.detach()[0].item()
-        forces = forces.detach().cpu().double().numpy()
+        forces = forces.detach().cpu().numpy().astype(np.float64)
         self._student_s += 0.2 * (time.perf_counter() - start - self._student_s)
         np.copyto(arrays["positions"], positions)
         np.add(momenta, 0.5 * dt * forces, out=arrays["momenta"])
