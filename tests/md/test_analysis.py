@@ -119,3 +119,13 @@ def test_geometry_watch_gives_geometry_failures_answers_with_fewer_checks(event)
     # a broken geometry is checked in full every step; the sound ones, on some steps
     assert watch.n_full_checks - failed < (steps - failed) / 2
     assert watch.failure(positions * np.nan) == "non-finite positions"
+
+def test_largest_squared_displacement():
+    reference = np.zeros((3, 3))
+    moved = reference.copy()
+    moved[1] = [0.3, 0.4, 0.0]
+    moved[2] = [0.1, 0.0, 0.0]
+    assert a.largest_squared_displacement(moved, reference) == pytest.approx(0.25)
+    assert a.largest_squared_displacement(np.zeros((0, 3)), np.zeros((0, 3))) == 0.0
+    moved[0, 2] = np.nan
+    assert math.isnan(a.largest_squared_displacement(moved, reference))

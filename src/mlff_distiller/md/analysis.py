@@ -80,6 +80,15 @@ def bond_angles(positions: np.ndarray, angles: np.ndarray) -> np.ndarray:
     return np.degrees(np.arctan2(cross, np.sum(u * v, axis=-1)))
 
 
+def largest_squared_displacement(positions: np.ndarray, reference: np.ndarray) -> float:
+    """max_i |r_i - r_i^ref|^2 (Å^2) of two geometries (n, 3) of the same atoms: what the
+    MD loop's list and watchdog checks compare with their limits each step (nan when a
+    coordinate is not finite; 0.0 for no atoms)."""
+    moved = positions - reference
+    moved *= moved
+    return float(moved.sum(axis=1).max(initial=0.0))
+
+
 ALL_PAIRS_MAX_ATOMS = 64  # min_distance compares all pairs up to this size, else a k-d tree
 
 
@@ -183,9 +192,7 @@ class GeometryWatch:
         """Why ``positions`` (n, 3) Å are broken, or ``None``."""
         reference = self._reference
         if reference is not None and reference.shape == positions.shape:
-            moved = positions - reference
-            moved *= moved
-            if 4.0 * float(moved.sum(axis=1).max(initial=0.0)) < self._slack_squared:
+            if 4.0 * largest_squared_displacement(positions, reference) < self._slack_squared:
                 return None
         reason, slack = _geometry_check(positions, self.bonds, self.initial_lengths,
                                         self.stretch_factor, self.min_allowed)

@@ -39,6 +39,7 @@ from mlff_distiller import keys
 from mlff_distiller.data.neighbors import neighbor_list
 from mlff_distiller.errors import InputError
 from mlff_distiller.md import program_cache
+from mlff_distiller.md.analysis import largest_squared_displacement
 from mlff_distiller.models.forces import ForceField
 from mlff_distiller.models.painn import edge_pairs
 
@@ -148,9 +149,7 @@ class VerletNeighborList:
             return True
         if not (same_bytes(cell, self._cell) and same_bytes(pbc, self._pbc)):
             return True
-        moved = positions - self._positions
-        moved *= moved
-        return bool(moved.sum(axis=1).max(initial=0.0) > (0.5 * self.skin) ** 2)
+        return largest_squared_displacement(positions, self._positions) > (0.5 * self.skin) ** 2
 
 
 class FastForceField(nn.Module):

@@ -39,6 +39,7 @@ import torch
 from ase.md.verlet import VelocityVerlet
 
 from mlff_distiller.errors import InputError
+from mlff_distiller.md.analysis import largest_squared_displacement
 from mlff_distiller.md.calculator import StudentCalculator
 from mlff_distiller.md.fast import same_bytes
 
@@ -167,9 +168,7 @@ class _PairList:
             return
         neighbors, cell = self.calc.neighbors, atoms.cell.array
         if not self.prune and self.reference is not None:
-            moved = positions - self.reference
-            moved *= moved
-            if moved.sum(axis=1).max() < (0.5 * self.margin) ** 2:
+            if largest_squared_displacement(positions, self.reference) < (0.5 * self.margin) ** 2:
                 return  # the margin list still holds them
         neighbors.update(positions, cell, atoms.pbc)
         if self.prune:
