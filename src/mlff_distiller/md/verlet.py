@@ -51,7 +51,67 @@ DEFAULT_MARGIN = 0.2  # Å beyond the cutoff kept in a margin pair list
 PRUNE_ABOVE_S = 80e-6
 
 
-class StudentVerlet(VelocityVerlet):
+class StudentSteps:
+    """What :class:`StudentVerlet` and :class:`~mlff_distiller.md.langevin.StudentLangevin`
+    add to ASE's integrator they are mixed into: the pair-list arguments, the check that a
+    fast step may start from the calculator's current results, and skipping ASE's extra
+    force call after a fast step. A subclass's ``step`` calls :meth:`_fast_state` and
+    takes ASE's step when it returns None."""
+
+    def _init_student(self, margin: float, prune: bool | None) -> None:
+        name = type(self).__name__
+        if not margin > 0:
+            raise InputError(f"{name} margin={margin} Å (expected > 0)")
+        if prune not in (None, True, False):
+            raise InputError(f"{name} prune={prune!r} (expected None, True or False)")
+        self.margin = float(margin)
+        self.prune = prune
+        self.fast_steps = 0  # steps taken without ASE's bookkeeping
+        self.list_draws = 0  # margin lists drawn
+        self._state: _PairList | None = None
+        self._checked = False  # the calculator's state was checked in this run
+        self._fresh = False  # the last step left the calculator's results current
+
+    def irun(self, steps=50):
+        self._checked = False  # the first step of each run checks calculator and weights
+        return super().irun(steps)
+
+    def _fast_state(self, forces, constraints_allowed: bool) -> _PairList | None:
+        """The pair list for a fast step from the atoms' current positions (the calculator's
+        results then hold their forces), or None when ASE's step must be taken: forces
+        handed in, another calculator, or constraints (unless ``constraints_allowed`` and
+        none changes the forces an MD step sees)."""
+        atoms = self.atoms
+        calc = atoms.calc
+        self._fresh = False
+        if forces is not None or not _fast_path_applies(atoms, calc, constraints_allowed):
+            self._state = None
+            return None
+        state = self._state
+        if not (self._checked and state is not None and state.current(atoms)):
+            if calc._weights_version() != calc._built_from:
+                calc.reset()  # its results are those of the old weights
+            if calc.atoms is None or "forces" not in calc.results or calc.check_state(atoms):
+                atoms.get_forces(md=True)  # the calculator's results now hold these positions
+                state = None
+            if "momenta" not in atoms.arrays:
+                atoms.set_momenta(np.zeros((len(atoms), 3)))
+            if state is None or state.calc is not calc or state.fn is not calc._fast_fn:
+                state = self._state = _PairList(calc, atoms,
+                                                min(self.margin, calc.neighbors.skin), self.prune)
+            self._checked = True
+        self.fast_steps += 1
+        self._fresh = True
+        return state
+
+    def _refresh_properties(self):
+        # ASE's MD loop asks the calculator for forces after every step; a fast step has
+        # just set them for the current positions
+        if not self._fresh:
+            super()._refresh_properties()
+
+
+class StudentVerlet(StudentSteps, VelocityVerlet):
     """NVE velocity Verlet; arguments as ASE's ``VelocityVerlet`` plus the pair list's.
 
     Args:
@@ -71,58 +131,40 @@ class StudentVerlet(VelocityVerlet):
 
     def __init__(self, atoms, timestep: float, margin: float = DEFAULT_MARGIN,
                  prune: bool | None = None, **kwargs):
-        if not margin > 0:
-            raise InputError(f"StudentVerlet margin={margin} Å (expected > 0)")
-        if prune not in (None, True, False):
-            raise InputError(f"StudentVerlet prune={prune!r} (expected None, True or False)")
         super().__init__(atoms, timestep=timestep, **kwargs)
-        self.margin = float(margin)
-        self.prune = prune
-        self.fast_steps = 0  # steps taken without ASE's bookkeeping
-        self.list_draws = 0  # margin lists drawn
-        self._state: _PairList | None = None
-        self._checked = False  # the calculator's state was checked in this run
-        self._fresh = False  # the last step left the calculator's results current
-
-    def irun(self, steps=50):
-        self._checked = False  # the first step of each run checks calculator and weights
-        return super().irun(steps)
+        self._init_student(margin, prune)
 
     def step(self, forces=None):
-        atoms = self.atoms
-        calc = atoms.calc
-        self._fresh = False
-        if forces is not None or not _fast_path_applies(atoms, calc):
-            self._state = None
+        state = self._fast_state(forces, constraints_allowed=False)
+        if state is None:
             return super().step(forces)
-        state = self._state
-        if not (self._checked and state is not None and state.current(atoms)):
-            if calc._weights_version() != calc._built_from:
-                calc.reset()  # its results are those of the old weights
-            if calc.atoms is None or "forces" not in calc.results or calc.check_state(atoms):
-                atoms.get_forces(md=True)  # the calculator's results now hold these positions
-                state = None
-            if "momenta" not in atoms.arrays:
-                atoms.set_momenta(np.zeros((len(atoms), 3)))
-            if state is None or state.calc is not calc or state.fn is not calc._fast_fn:
-                state = self._state = _PairList(calc, atoms,
-                                                min(self.margin, calc.neighbors.skin), self.prune)
-            self._checked = True
-        forces = state.step(atoms, self.dt, self)
-        self.fast_steps += 1
-        self._fresh = True
+        atoms, dt = self.atoms, self.dt
+        arrays, calc = atoms.arrays, atoms.calc
+        # ASE's VelocityVerlet.step, operation for operation
+        momenta = arrays["momenta"] + 0.5 * dt * calc.results["forces"]
+        positions = arrays["positions"] + dt * momenta / atoms.get_masses()[:, None]
+        if not np.isfinite(positions).all():  # the calculator names them, as in ASE's step
+            state.forget()
+            np.copyto(arrays["positions"], positions)
+            np.copyto(arrays["momenta"], momenta)
+            forces = atoms.get_forces(md=True)
+            np.add(arrays["momenta"], 0.5 * dt * forces, out=arrays["momenta"])
+            return forces
+        forces = state.evaluate(positions, atoms, self)
+        np.copyto(arrays["positions"], positions)
+        np.add(momenta, 0.5 * dt * forces, out=arrays["momenta"])
         return forces
 
-    def _refresh_properties(self):
-        # ASE's MD loop asks the calculator for forces after every step; a fast step has
-        # just set them for the current positions
-        if not self._fresh:
-            super()._refresh_properties()
 
-
-def _fast_path_applies(atoms, calc) -> bool:
-    return (isinstance(calc, StudentCalculator) and calc.fast and not atoms.constraints
-            and calc.neighbors.skin > 0)
+def _fast_path_applies(atoms, calc, constraints_allowed: bool) -> bool:
+    if not (isinstance(calc, StudentCalculator) and calc.fast and calc.neighbors.skin > 0):
+        return False
+    if not atoms.constraints:
+        return True
+    # Atoms.get_forces(md=True) changes the forces only through these two
+    return constraints_allowed and not any(
+        hasattr(c, "redistribute_forces_md") or hasattr(c, "adjust_potential_energy")
+        for c in atoms.constraints)
 
 
 class _PairList:
@@ -162,7 +204,7 @@ class _PairList:
                 and same_bytes(atoms.arrays["numbers"], numbers)
                 and same_bytes(atoms.cell.array, cell) and same_bytes(atoms.pbc, pbc))
 
-    def update(self, positions: np.ndarray, atoms, counts: StudentVerlet) -> None:
+    def update(self, positions: np.ndarray, atoms, counts: StudentSteps) -> None:
         """Make ``self.pairs`` hold every pair within the cutoff at ``positions`` (n, 3) Å."""
         if self.complete:
             return
@@ -212,21 +254,17 @@ class _PairList:
         np.copyto(view, positions, casting="same_kind")
         return buffer
 
-    def step(self, atoms, dt: float, counts: StudentVerlet) -> np.ndarray:
-        """One step of ``atoms`` (positions and momenta updated in place, the calculator's
-        results set for the new positions); returns the new forces (N, 3) eV/Å."""
-        calc, arrays = self.calc, atoms.arrays
-        # ASE's VelocityVerlet.step, operation for operation
-        momenta = arrays["momenta"] + 0.5 * dt * calc.results["forces"]
-        positions = arrays["positions"] + dt * momenta / atoms.get_masses()[:, None]
-        if not np.isfinite(positions).all():  # the calculator names them, as in ASE's step
-            self.reference = self._written = None
-            np.copyto(arrays["positions"], positions)
-            np.copyto(arrays["momenta"], momenta)
-            calc.reset()
-            forces = atoms.get_forces(md=True)
-            np.add(arrays["momenta"], 0.5 * dt * forces, out=arrays["momenta"])
-            return forces
+    def forget(self) -> None:
+        """Drop the list's reference positions and the calculator's results (their positions
+        were not finite: the calculator's own check then names them)."""
+        self.reference = self._written = None
+        self.calc.reset()
+
+    def evaluate(self, positions: np.ndarray, atoms, counts: StudentSteps) -> np.ndarray:
+        """The student's forces (n, 3) eV/Å at ``positions`` (n, 3) Å, finite and an array of
+        the caller's that it then stores as the atoms' positions. The calculator's results
+        and its copy of the atoms are set for them."""
+        calc = self.calc
         self.update(positions, atoms, counts)
         inputs = calc._inputs
         start = time.perf_counter()
@@ -235,12 +273,10 @@ class _PairList:
         value = energy.detach()[0].item()
         forces = forces.detach().cpu().numpy().astype(np.float64)
         self._student_s += 0.2 * (time.perf_counter() - start - self._student_s)
-        np.copyto(arrays["positions"], positions)
-        np.add(momenta, 0.5 * dt * forces, out=arrays["momenta"])
         np.copyto(calc.atoms.arrays["positions"], positions)
         calc.results = {"energy": value, "free_energy": value, "forces": forces}
         self._written = (calc.results, positions)
         return forces
 
 
-__all__ = ["DEFAULT_MARGIN", "PRUNE_ABOVE_S", "StudentVerlet"]
+__all__ = ["DEFAULT_MARGIN", "PRUNE_ABOVE_S", "StudentSteps", "StudentVerlet"]
