@@ -20,6 +20,7 @@ _LAZY = {
     "build_student": "mlff_distiller.models.presets",
     "StudentCalculator": "mlff_distiller.md.calculator",
     "StudentVerlet": "mlff_distiller.md.verlet",
+    "StudentLangevin": "mlff_distiller.md.langevin",
 }
 
 __all__ = ["InputError", "__version__", *_LAZY]

@@ -1,7 +1,8 @@
 """MD and geometry optimisation with any ASE calculator, watched for failure.
 
 :func:`run_md` runs NVE (velocity Verlet: :class:`~mlff_distiller.md.verlet.StudentVerlet`,
-ASE's step without its bookkeeping for students) or NVT (Langevin) from a Maxwell-Boltzmann
+ASE's step without its bookkeeping for students) or NVT (Langevin:
+:class:`~mlff_distiller.md.langevin.StudentLangevin`, likewise) from a Maxwell-Boltzmann
 start and stops at the first sign of failure (broken/collapsed geometry, non-finite energy,
 temperature runaway, or the calculator raising), returning the step instead of crashing.
 :func:`optimise` relaxes a structure with ASE's FIRE or BFGS.
@@ -70,8 +71,8 @@ def run_md(atoms: Atoms, calc, config: MDConfig, ensemble: str = "nve") -> dict:
     """
     from ase.constraints import FixCom
     from ase.md import velocitydistribution as vd
-    from ase.md.langevin import Langevin
 
+    from mlff_distiller.md.langevin import StudentLangevin
     from mlff_distiller.md.velocities import maxwell_boltzmann
     from mlff_distiller.md.verlet import StudentVerlet
 
@@ -90,8 +91,9 @@ def run_md(atoms: Atoms, calc, config: MDConfig, ensemble: str = "nve") -> dict:
         n_steps = config.nve_steps
     else:
         atoms.set_constraint(FixCom())  # the thermostat's noise must not move the molecule
-        dyn = Langevin(atoms, timestep=dt, temperature_K=config.temperature_K,
-                       friction=config.friction_per_fs / units.fs, fixcm=False, rng=rng)
+        # ASE's Langevin, without its bookkeeping for students
+        dyn = StudentLangevin(atoms, timestep=dt, temperature_K=config.temperature_K,
+                              friction=config.friction_per_fs / units.fs, fixcm=False, rng=rng)
         n_steps = config.nvt_steps
 
     bonds = find_bonds(atoms.numbers, atoms.positions, config.bond_tolerance)
