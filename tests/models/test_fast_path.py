@@ -238,6 +238,24 @@ def test_fast_model_is_a_frozen_copy(student64):
     assert fast.energy_model.state_dict().keys() == student64.energy_model.state_dict().keys()
 
 
+def test_first_message_reads_the_per_element_table(student64):
+    """The first message's context network sees only the element: the fast model holds it
+    as a table (n_elements, 3F) and uses it (the scripted/batched test checks the result)."""
+    fast = FastForceField(student64)
+    embedding = student64.energy_model.embedding.weight
+    expected = student64.energy_model.messages[0].context(embedding).detach()
+    torch.testing.assert_close(fast.first_context, expected, rtol=0, atol=0)
+    atoms = molecule("CH3CONH2")
+    pairs, _ = neighbor_list(atoms.positions, atoms.cell.array, atoms.pbc, fast.cutoff,
+                             full_list=False)
+    args = (torch.tensor(atoms.positions), fast.species(torch.tensor(atoms.numbers)),
+            torch.as_tensor(pairs), None, torch.zeros(len(atoms), dtype=torch.long), 1)
+    before = fast(*args)[0]
+    with torch.no_grad():
+        fast.first_context.add_(0.1)
+    assert not torch.allclose(fast(*args)[0], before)
+
+
 def test_eager_calculator_still_available(student64):
     atoms = molecule("CH4")
     atoms.rattle(0.05, seed=2)

@@ -8,7 +8,8 @@ eager :class:`~mlff_distiller.models.forces.ForceField` in eval mode, less work 
 * The fast path takes each pair once (a half list, ``pairs`` (2, P)), as the model works
   (``models.painn.edge_pairs``); :func:`edges_from_pairs` gives the full list back.
 * :class:`FastForceField` is a frozen copy of the energy model: no parameter gradients, the
-  isolated-atom readout folded into one per-element offset table, Cartesian cell shifts
+  isolated-atom readout folded into one per-element offset table, the first message's
+  context network (it sees only the element) into another, Cartesian cell shifts
   precomputed per neighbour-list build (none for molecules), forces by one backward pass
   without a double-backward graph. It is scriptable (``torch.jit.script``).
 * :func:`tune_allocator` stops glibc from returning big tensor buffers to the OS after
@@ -168,6 +169,8 @@ class FastForceField(nn.Module):
         self.energy_model = energy_model
         with torch.no_grad():
             self.register_buffer("offsets", energy_model.atom_offsets().detach().clone())
+            self.register_buffer("first_context",
+                                 energy_model.first_context().detach().clone())
         self.cutoff = float(energy_model.cutoff)
 
     @torch.jit.ignore
@@ -194,7 +197,7 @@ class FastForceField(nn.Module):
         vectors = positions.index_select(0, pairs[1]) - positions.index_select(0, pairs[0])
         if shift_vectors is not None:
             vectors = vectors + shift_vectors
-        s = model.scalar_features(species, pairs, vectors)
+        s = model.scalar_features(species, pairs, vectors, self.first_context)
         atomic = model.readout(s) * model.energy_scale + self.offsets[species]
         energy = torch.zeros(n_structures, dtype=atomic.dtype, device=atomic.device)
         return energy.index_add_(0, batch, atomic)

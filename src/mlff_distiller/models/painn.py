@@ -158,9 +158,12 @@ class MessageBlock(nn.Module):
         centre: Tensor,  # (E,) index i
         neighbour: Tensor,  # (E,) index j
         first: bool = False,
+        context: Tensor | None = None,  # (N, 3F) self.context(s) if already known
     ) -> tuple[Tensor, Tensor]:
         f = self.hidden
-        x = self.context(s).index_select(0, neighbour)  # (E, 3F)
+        if context is None:
+            context = self.context(s)
+        x = context.index_select(0, neighbour)  # (E, 3F)
         x = (x.view(2, filters.shape[0], 3 * f) * filters).view(-1, 3 * f)
         ds, dvv, dvs = torch.split(x, f, dim=-1)
         dv = dvs.unsqueeze(1) * unit_vectors.unsqueeze(2)  # (E, 3, F)
@@ -263,9 +266,13 @@ class PaiNN(nn.Module):
             vectors = vectors + torch.bmm(pair_shift.unsqueeze(1), cell).squeeze(1)
         return pairs, vectors
 
-    def scalar_features(self, species: Tensor, pairs: Tensor, vectors: Tensor) -> Tensor:
+    def scalar_features(self, species: Tensor, pairs: Tensor, vectors: Tensor,
+                        first_context: Tensor | None = None) -> Tensor:
         """Final scalar features (N, F) from element rows (N,), each neighbour pair (i, j)
-        once (2, P), and the pairs' vectors r_j - r_i (P, 3) in Å."""
+        once (2, P), and the pairs' vectors r_j - r_i (P, 3) in Å.
+
+        ``first_context`` (n_elements, 3F), :meth:`first_context` precomputed, replaces
+        the first message's context network (inference on fixed weights)."""
         distances = torch.linalg.vector_norm(vectors, dim=-1)  # (P,)
         unit_vectors = vectors / distances.unsqueeze(-1)
         unit_vectors = torch.cat([unit_vectors, -unit_vectors])  # (E, 3): i->j, then j->i
@@ -283,9 +290,17 @@ class PaiNN(nn.Module):
         # zip without strict=: TorchScript does not know it; both lists have n_interactions
         for k, (message, mixing) in enumerate(zip(self.messages, self.mixings)):  # noqa: B905
             w = blocks[0] if self.shared_filters else blocks[k]
-            s, v = message(s, v, w, unit_vectors, centre, neighbour, k == 0)
+            context: Tensor | None = None
+            if k == 0 and first_context is not None:
+                context = first_context.index_select(0, species)
+            s, v = message(s, v, w, unit_vectors, centre, neighbour, k == 0, context)
             s, v = mixing(s, v)
         return s
+
+    def first_context(self) -> Tensor:
+        """The first message's context network of each element's embedding (n_elements, 3F):
+        before any message an atom's scalar features depend on its element alone."""
+        return self.messages[0].context(self.embedding.weight)
 
     def atom_offsets(self) -> Tensor:
         """Per-element constant (n_elements,) eV: reference - scale * isolated-atom readout."""
