@@ -12,6 +12,9 @@ Per preset (zoo students, or ``--student PRESET=PATH`` as in ``inference.py``) a
                       pairs (fixed inputs)
   md_step_us          ASE VelocityVerlet step with ``StudentCalculator(compile=True)``
   student_verlet_us   ``StudentVerlet`` step, compiled (its own calculator)
+  ase_langevin_us     ASE Langevin step (FixCom, 300 K, 0.01/fs, as the MD runner's NVT)
+                      with ``StudentCalculator(compile=True)``
+  student_langevin_us ``StudentLangevin`` step, compiled, same settings
   run_md_us           ``run_md`` NVE per step over ``10 x --block`` steps (the MD
                       validation's runner; its per-run setup, the first force call
                       included, is spread over those steps as in a real run of 1,000-2,000
@@ -58,6 +61,27 @@ def program_call(model, atoms):
     return lambda steps=1: [program(*args) for _ in range(steps)]
 
 
+def langevin_call(atoms, calc, student: bool):
+    """NVT steps as the MD runner takes them (FixCom, 300 K, friction 0.01/fs, 0.5 fs), one
+    per call (``steps`` per call in one ``run``): ``StudentLangevin`` or ASE's ``Langevin``."""
+    import numpy as np
+    from ase import units
+    from ase.constraints import FixCom
+    from ase.md.langevin import Langevin
+
+    from mlff_distiller.md.langevin import StudentLangevin
+    from mlff_distiller.md.velocities import maxwell_boltzmann
+
+    atoms = atoms.copy()
+    maxwell_boltzmann(atoms, 300.0, np.random.default_rng(0))
+    atoms.set_constraint(FixCom())
+    atoms.calc = calc
+    dyn = (StudentLangevin if student else Langevin)(
+        atoms, timestep=0.5 * units.fs, temperature_K=300.0, friction=0.01 / units.fs,
+        fixcm=False, rng=np.random.default_rng(0))
+    return lambda steps=1: dyn.run(steps)
+
+
 def run_md_call(atoms, calc, block: int):
     from mlff_distiller.md.runs import MDConfig, run_md
 
@@ -75,16 +99,18 @@ def breakdown(presets: list[str], rounds: int, block: int) -> list[dict]:
     torch.set_num_threads(1)
     calcs = {p: StudentCalculator(inf.student_model(p), compile=True) for p in presets}
     verlet_calcs = {p: StudentCalculator(calcs[p].model, compile=True) for p in presets}
+    langevin_calcs = {p: StudentCalculator(calcs[p].model, compile=True) for p in presets}
     out = []
     for n, smiles in inf.MOLECULES.items():
         atoms = embed_conformers(smiles, 1, seed=0)[0]
         calls = {p: {"program": program_call(calcs[p].model, atoms),
                      "md_step": inf.md_step_call(atoms, calcs[p], ase_verlet=True),
-                     "student_verlet": inf.md_step_call(atoms, verlet_calcs[p])}
+                     "student_verlet": inf.md_step_call(atoms, verlet_calcs[p]),
+                     "ase_langevin": langevin_call(atoms, calcs[p], student=False),
+                     "student_langevin": langevin_call(atoms, langevin_calcs[p], student=True)}
                  for p in presets}
         runners = {p: run_md_call(atoms, calcs[p], 10 * block) for p in presets}
-        times = {p: {"program": [], "md_step": [], "student_verlet": [], "run_md": []}
-                 for p in presets}
+        times = {p: {name: [] for name in [*calls[p], "run_md"]} for p in presets}
         for _ in range(rounds + 1):  # the first round warms up
             for p in presets:
                 for name, call in calls[p].items():
