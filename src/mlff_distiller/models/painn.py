@@ -216,7 +216,8 @@ class EnergyReadout(nn.Module):
         last = self.mlp[2]
         # The last layer has one output: a multiply-and-sum instead of an (N, F/2) x (F/2, 1)
         # matrix product, whose GEMM and backward cost more than the arithmetic at 9-80 atoms
-        # (the compiled program 3-13% faster); same weights, so checkpoints load unchanged.
+        # (compiled programs, alternating: tiny 2-8%, original 0-12% faster); same
+        # weights, so checkpoints load unchanged.
         return (hidden * last.weight[0]).sum(-1) + last.bias[0]
 
 
