@@ -13,6 +13,7 @@ from mlff_distiller import keys
 from mlff_distiller.data.graph import atoms_to_graph, validate_structure
 from mlff_distiller.devices import torch_device
 from mlff_distiller.errors import InputError
+from mlff_distiller.md.cuda_graphs import GraphedEnergyAndForces
 from mlff_distiller.md.fast import (
     DEFAULT_SKIN,
     CompiledEnergyAndForces,
@@ -29,9 +30,10 @@ class StudentCalculator(Calculator):
     """Energy (eV), forces (eV/Å) and, for periodic cells, stress (Voigt, eV/Å^3).
 
     By default runs the fast path (:mod:`mlff_distiller.md.fast`): a Verlet neighbour list
-    reused across MD steps and a frozen energy + forces module, with results equal to the
-    eager model. Stress is computed by the eager model on the same neighbour list. The fast
-    path also tunes glibc's allocator for the process (``md.fast.tune_allocator``).
+    reused across MD steps and a frozen energy + forces module, replayed from a CUDA graph on
+    a GPU (:mod:`mlff_distiller.md.cuda_graphs`), with results equal to the eager model.
+    Stress is computed by the eager model on the same neighbour list. The fast path also
+    tunes glibc's allocator for the process (``md.fast.tune_allocator``).
     ``calc.atoms``, the calculator's copy of the last structure it computed, is updated in
     place when only the positions change (every MD step); copy it to keep a snapshot.
 
@@ -41,7 +43,9 @@ class StudentCalculator(Calculator):
         fast: use the fast path (False: rebuild the graph and run the eager model per call).
         skin: Verlet skin in Å of the fast path's neighbour list.
         compile: compile energy + forces ahead of time with AOTInductor (tens of seconds
-            once, needs a C++ compiler; pays for long MD).
+            once, needs a C++ compiler; pays for long MD). CPU only: on a CUDA device the
+            fast path replays a CUDA graph instead (:mod:`mlff_distiller.md.cuda_graphs`),
+            and AOTInductor's CUDA programs crashed the process at load (torch 2.11, H200).
     """
 
     implemented_properties = ["energy", "free_energy", "forces", "stress"]
@@ -57,6 +61,11 @@ class StudentCalculator(Calculator):
     ) -> None:
         super().__init__(**kwargs)
         self.device = torch_device(device)
+        if compile and self.device.type != "cpu":
+            raise InputError(
+                f"compile=True with device={device!r}: compiling is for CPUs; on a CUDA "
+                "device the fast path already replays the student from a CUDA graph. "
+                "Pass compile=False (leave out --compile)")
         if isinstance(model_or_path, ForceField):
             model = model_or_path
         elif isinstance(model_or_path, (str, os.PathLike)):
@@ -153,9 +162,12 @@ class StudentCalculator(Calculator):
         if self._fast_model is None or version != self._built_from:
             # (re)freeze a copy; weights changed in place since the last copy are picked up
             self._fast_model, self._built_from = FastForceField(self.model), version
-            self._fast_fn = (
-                CompiledEnergyAndForces(self._fast_model) if self._compile else self._fast_model
-            )
+            if self._compile:
+                self._fast_fn = CompiledEnergyAndForces(self._fast_model)
+            elif self.device.type == "cuda":
+                self._fast_fn = GraphedEnergyAndForces(self._fast_model)
+            else:
+                self._fast_fn = self._fast_model
         inputs = self._inputs
         if numbers is not self._numbers:  # _checked_structure hands back _numbers if unchanged
             self._numbers = numbers

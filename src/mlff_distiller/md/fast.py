@@ -279,13 +279,18 @@ class CompiledEnergyAndForces:
     def _compile(self, periodic: bool, like: Tensor) -> Callable[[list[Tensor]], list[Tensor]]:
         from torch._inductor import aoti_load_package
 
+        if like.device.type != "cpu":
+            # seen on an H200 with torch 2.11: every variant of the CUDA program segfaulted
+            # in aoti_load_package, also in a fresh process; a GPU replays a CUDA graph instead
+            raise InputError(
+                f"compile=True on {like.device}: AOTInductor programs are built for CPUs here "
+                "(CUDA ones crashed the process at load). On a GPU the calculator replays a "
+                "CUDA graph (mlff_distiller.md.cuda_graphs); pass compile=False")
         start = time.perf_counter()
-        configs = {"cpp.threads": 1}
-        if like.device.type == "cpu":
-            # one pooled buffer for the program's intermediates instead of an allocation
-            # each: 1.5-11% less time per call on molecules, identical results (9-76 atoms,
-            # 1 thread, alternating with the program without it)
-            configs["memory_planning"] = True
+        # memory_planning: one pooled buffer for the program's intermediates instead of an
+        # allocation each: 1.5-11% less time per call on molecules, identical results (9-76
+        # atoms, 1 thread, alternating with the program without it)
+        configs = {"cpp.threads": 1, "memory_planning": True}
         key = program_cache.program_key(self.fast, periodic, like, configs)
         cached = program_cache.cached_program(key)
         runner = None
