@@ -107,3 +107,19 @@ def test_graph_recaptures_when_pairs_outgrow_it_and_periodic_cells_work():
 def test_compile_on_cuda_is_an_input_error():
     with pytest.raises(InputError, match="compile=True with device='cuda'.*CUDA graph"):
         StudentCalculator(perturbed_student("ultra-tiny"), device="cuda", compile=True)
+
+
+def test_compiled_program_refuses_a_device_other_than_the_cpu():
+    """AOTInductor's CUDA programs crashed the process at load (torch 2.11, H200): the
+    compiled caller refuses any non-CPU input (a meta tensor stands in for CUDA here) with
+    an error naming the fix, before building anything."""
+    from mlff_distiller.md.fast import CompiledEnergyAndForces
+
+    fast = FastForceField(perturbed_student("ultra-tiny").float().eval()).to("meta")
+    positions = torch.zeros(3, 3, device="meta")
+    species = torch.zeros(3, dtype=torch.long, device="meta")
+    pairs = torch.zeros(2, 2, dtype=torch.long, device="meta")
+    program = CompiledEnergyAndForces(fast)
+    with pytest.raises(InputError, match=r"compile=True on meta.*CUDA graph.*compile=False"):
+        program(positions, species, pairs, None, species, 1)
+    assert program.compile_s == 0.0
