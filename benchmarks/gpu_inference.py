@@ -13,14 +13,13 @@ synchronised before and after each call, warm-up excluded:
     calculator_md    one ``StudentVerlet`` step (the MD runner's NVE integrator: ASE's step
                      without its bookkeeping, pair list reused) through that calculator
     fast             ``FastForceField`` on inputs already on the device
-    compiled         the AOTInductor program of ``compile=True`` on the same inputs (the
-                     calculator refuses ``compile=True`` on CUDA: such programs crashed at load)
+    compiled         the AOTInductor program of ``compile=True`` on the same inputs (refused
+                     on CUDA, where such programs crashed at load: recorded as an error)
                      (``compile_s``: its build, or load from the program cache)
     compiled_md      one ``StudentVerlet`` step through ``StudentCalculator(compile=True)``
     compiled_ase_md  one step of ASE's ``VelocityVerlet`` through that calculator
     cuda_graph       (CUDA only) ``FastForceField`` captured once in a CUDA graph and
                      replayed on the same inputs (what a fixed-size MD loop could use)
-    compiled_cuda_graph  (CUDA only) the AOTInductor program captured the same way
   throughput: ``batch`` rattled copies of the molecule in one collated graph through the
     product's batched path (``ChunkedEnergyAndForces`` with ``chunk_pairs_for(device)``:
     one call on a GPU), the batch sizes timed in turn each round.
@@ -68,8 +67,7 @@ sys.path.insert(0, str(HERE))
 MOLECULE = ("loratadine", "CCOC(=O)N1CCC(=C2c3ccc(Cl)cc3CCc3cccnc23)CC1")  # C22H23ClN2O2
 BATCHES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 LATENCY_VARIANTS = ("calculator", "calculator_md", "fast", "compiled", "compiled_md",
-                    "compiled_ase_md", "cuda_graph", "compiled_cuda_graph")
-CUDA_ONLY = ("cuda_graph", "compiled_cuda_graph")
+                    "compiled_ase_md", "cuda_graph")
 
 
 def synchronized(call, device: torch.device):
@@ -112,9 +110,8 @@ def device_inputs(fast, graph: dict, device: torch.device) -> tuple:
 
 
 def cuda_graph_call(fast, args: tuple):
-    """``fast(*args)`` (any call of the FastForceField arguments) captured in a CUDA graph on
-    static copies of ``args``; the returned call replays it and gives (energy, forces) in the
-    graph's static output tensors."""
+    """``fast(*args)`` captured in a CUDA graph on static copies of ``args``; the returned
+    call replays it and gives (energy, forces) in the graph's static output tensors."""
     static = tuple(a.clone() if isinstance(a, torch.Tensor) else a for a in args)
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
@@ -166,19 +163,18 @@ def latency(preset: str, atoms, device: torch.device, repeats: int, skip: set) -
         "compiled_ase_md": lambda: inf.md_step_call(
             atoms, StudentCalculator(model, device=device, compile=True), ase_verlet=True),
         "cuda_graph": lambda: cuda_graph_call(fast, args),
-        "compiled_cuda_graph": lambda: cuda_graph_call(CompiledEnergyAndForces(fast), args),
     }
     row: dict = {"preset": preset, "n_atoms": len(atoms), "variants": {}}
     calls = {}
     for name in LATENCY_VARIANTS:
-        if name in skip or (name in CUDA_ONLY and device.type != "cuda"):
+        if name in skip or (name == "cuda_graph" and device.type != "cuda"):
             continue
         try:
             t0 = time.perf_counter()
             call = builders[name]()
             out = call()  # first call: builds or loads a compiled program, captures a graph
             entry = {"setup_s": round(time.perf_counter() - t0, 3)}
-            if name in ("fast", "compiled", *CUDA_ONLY):  # fixed inputs: check the result
+            if name in ("fast", "compiled", "cuda_graph"):  # fixed inputs: check the result
                 entry["max_abs_dforces"] = float((out[1] - eager).abs().max())
             row["variants"][name] = entry
             calls[name] = synchronized(call, device)
