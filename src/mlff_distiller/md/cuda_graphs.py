@@ -13,7 +13,11 @@ copies each call's inputs into static tensors padded to a pair *capacity*:
 
 The graph is captured again only when a call needs more pairs than the capacity (which
 then grows by ``GROWTH``) or the atom count, dtype or periodicity changes, so an MD run's
-neighbour-list redraws replay the same graph. Results equal the eager model's to float
+neighbour-list redraws replay the same graph. A capture costs 45-50 ms (50 atoms, H200:
+the calculator's first call took 72 ms against 23 ms eager for ``original``), and each
+replayed call saves ~8 ms, so it pays from about the seventh call on the same structure
+(MD, optimisation); single points over many different molecules are better served by the
+batched path (:class:`~mlff_distiller.md.fast.ChunkedEnergyAndForces`, ``mlffd evaluate``). Results equal the eager model's to float
 rounding (``tests/md/test_cuda_graphs.py`` checks the padding on a CPU and the replay on a
 GPU).
 
