@@ -1,10 +1,11 @@
 """Energy and forces of one structure replayed from a CUDA graph: the GPU fast path.
 
 On a GPU a student's call is hundreds of small kernels, and launching them from Python
-costs far more than running them: ``original`` on a 50-atom molecule takes 8.8 ms per
-eager call on an H200 and 0.87 ms replayed from a CUDA graph (``benchmarks/gpu_inference.py``,
-torch 2.11). A graph replays fixed shapes at fixed addresses, so :class:`GraphedEnergyAndForces`
-copies each call's inputs into static tensors padded to a pair *capacity*:
+costs far more than running them: ``original`` on a 50-atom molecule takes 8.7 ms per eager
+call on an H200 and 0.86 ms replayed from a CUDA graph (``benchmarks/gpu_inference.py``,
+torch 2.11). A graph replays fixed shapes at fixed addresses, so
+:class:`GraphedEnergyAndForces` copies each call's inputs into static tensors padded to a
+pair *capacity*:
 
 * one ghost atom, appended as a second structure far from everything (``GHOST_DISTANCE``),
 * the unused pair slots hold (atom 0, ghost) pairs, beyond the cutoff, whose cosine
@@ -17,9 +18,9 @@ neighbour-list redraws replay the same graph. A capture costs 45-50 ms (50 atoms
 the calculator's first call took 72 ms against 23 ms eager for ``original``), and each
 replayed call saves ~8 ms, so it pays from about the seventh call on the same structure
 (MD, optimisation); single points over many different molecules are better served by the
-batched path (:class:`~mlff_distiller.md.fast.ChunkedEnergyAndForces`, ``mlffd evaluate``). Results equal the eager model's to float
-rounding (``tests/md/test_cuda_graphs.py`` checks the padding on a CPU and the replay on a
-GPU).
+batched path (:class:`~mlff_distiller.md.fast.ChunkedEnergyAndForces`, ``mlffd evaluate``).
+Results equal the eager model's to float rounding (``tests/md/test_cuda_graphs.py`` checks
+the padding on a CPU and the replay on a GPU).
 
 Shapes: ``N`` atoms, ``P`` pairs, ``C`` the pair capacity (C >= P).
 """
