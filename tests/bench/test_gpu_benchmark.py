@@ -4,16 +4,12 @@ input variants compute what the eager model does, and bad arguments are one-line
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu_inference.py"
+from tests.bench.scripts import run_benchmark
 
 
-def _run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True,
-                          text=True, timeout=300)
+def _run(*args: str):
+    return run_benchmark("gpu_inference.py", *args)
 
 
 def test_gpu_benchmark_smoke_run_on_cpu(tmp_path):

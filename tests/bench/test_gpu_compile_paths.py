@@ -4,16 +4,12 @@ in its own process, CUDA-only ones recorded as such, bad arguments one-line erro
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu_compile_paths.py"
+from tests.bench.scripts import run_benchmark
 
 
-def _run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True,
-                          text=True, timeout=300)
+def _run(*args: str):
+    return run_benchmark("gpu_compile_paths.py", *args)
 
 
 def test_smoke_run_on_cpu(tmp_path):
