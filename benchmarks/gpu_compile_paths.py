@@ -73,15 +73,11 @@ def aoti_call(fast, args: tuple):
     """Build and load the AOTInductor program as ``CompiledEnergyAndForces._build`` does
     (without its CPU-only check), for one molecule."""
     from torch._inductor import aoti_compile_and_package, aoti_load_package
-    from torch.export import Dim
 
-    from mlff_distiller.md.fast import _example_inputs, _OneStructure
-    from mlff_distiller.models.tracing import export_with_gradients
+    from mlff_distiller.md.fast import export_one_structure
 
     positions, species, pairs = args[:3]
-    atoms, n_pairs = Dim("atoms", min=2), Dim("pairs", min=1)
-    program = export_with_gradients(_OneStructure(fast), _example_inputs(fast, False, positions),
-                                    [{0: atoms}, {0: atoms}, {1: n_pairs}])
+    program = export_one_structure(fast, False, positions)
     configs = {"cpp.threads": 1} if positions.device.type == "cpu" else {}
     package = aoti_compile_and_package(program, package_path=os.path.join(
         tempfile.mkdtemp(prefix="mlffd-paths-"), "p.pt2"), inductor_configs=configs)

@@ -112,16 +112,10 @@ def device_inputs(fast, graph: dict, device: torch.device) -> tuple:
 def cuda_graph_call(fast, args: tuple):
     """``fast(*args)`` captured in a CUDA graph on static copies of ``args``; the returned
     call replays it and gives (energy, forces) in the graph's static output tensors."""
+    from mlff_distiller.md.cuda_graphs import capture_graph
+
     static = tuple(a.clone() if isinstance(a, torch.Tensor) else a for a in args)
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):  # warm-up outside the capture (allocator, kernels)
-        for _ in range(3):
-            fast(*static)
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        out = fast(*static)
+    graph, out = capture_graph(fast, static)
 
     def replay():
         graph.replay()
@@ -130,7 +124,6 @@ def cuda_graph_call(fast, args: tuple):
     # the graph reads its inputs from ``static``'s memory: freed, the allocator would hand it
     # to other tensors and a replay would gather with whatever they hold
     replay.static_inputs = static
-
     return replay
 
 

@@ -44,6 +44,23 @@ def pair_capacity(n_pairs: int) -> int:
     return 64 * math.ceil(max(1, n_pairs) * GROWTH / 64)
 
 
+def capture_graph(call, args: tuple) -> tuple[torch.cuda.CUDAGraph, object]:
+    """``call(*args)`` recorded in a CUDA graph after ``WARMUP_CALLS`` calls on a side stream
+    (allocator, kernels); returns the graph and the call's outputs, which each replay
+    rewrites. The graph reads ``args``' memory: keep them alive as long as the graph."""
+    device = next(a.device for a in args if isinstance(a, Tensor))
+    side = torch.cuda.Stream(device=device)
+    side.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(side):
+        for _ in range(WARMUP_CALLS):
+            call(*args)
+    torch.cuda.current_stream(device).wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        outputs = call(*args)
+    return graph, outputs
+
+
 class PaddedInputs:
     """Static, padded copies of one structure's inputs for a graph to read; see the module
     docstring. ``fill`` copies a call's inputs in; the tensors never move.
@@ -144,17 +161,10 @@ class GraphedEnergyAndForces:
         args = (inputs.positions, inputs.species, inputs.pairs, inputs.shift_vectors,
                 inputs.batch, 2)
         self._graph = self._outputs = None  # the old graph's memory goes back first
-        side = torch.cuda.Stream(device=inputs.positions.device)
-        side.wait_stream(torch.cuda.current_stream(inputs.positions.device))
-        with torch.cuda.stream(side):
-            for _ in range(WARMUP_CALLS):
-                self.fast(*args)
-        torch.cuda.current_stream(inputs.positions.device).wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            outputs = self.fast(*args)
+        graph, outputs = capture_graph(self.fast, args)
         self._inputs, self._graph, self._outputs = inputs, graph, outputs
         self.captures += 1
 
 
-__all__ = ["GHOST_DISTANCE", "GraphedEnergyAndForces", "PaddedInputs", "pair_capacity"]
+__all__ = ["GHOST_DISTANCE", "GraphedEnergyAndForces", "PaddedInputs", "capture_graph",
+           "pair_capacity"]

@@ -312,14 +312,8 @@ class CompiledEnergyAndForces:
     def _build(self, periodic: bool, like: Tensor, configs: dict, key: str):
         """Export and compile the program, store it in the cache, return its runner."""
         from torch._inductor import aoti_compile_and_package, aoti_load_package
-        from torch.export import Dim
 
-        from mlff_distiller.models.tracing import export_with_gradients
-
-        args = _example_inputs(self.fast, periodic, like)
-        atoms, pairs = Dim("atoms", min=2), Dim("pairs", min=1)
-        dynamic = [{0: atoms}, {0: atoms}, {1: pairs}] + ([{0: pairs}] if periodic else [])
-        program = export_with_gradients(_OneStructure(self.fast), args, dynamic)
+        program = export_one_structure(self.fast, periodic, like)
         with tempfile.TemporaryDirectory(prefix="mlffd-aoti-") as tmp:
             try:
                 package = aoti_compile_and_package(
@@ -425,6 +419,19 @@ def chunk_pairs_for(device: torch.device | str) -> int | None:
     return CPU_CHUNK_PAIRS if torch.device(device).type == "cpu" else None
 
 
+def export_one_structure(fast: FastForceField, periodic: bool, like: Tensor):
+    """``fast``'s forward for one structure exported (``torch.export``) with dynamic atom and
+    pair counts, on inputs of ``like``'s dtype and device: what AOTInductor compiles."""
+    from torch.export import Dim
+
+    from mlff_distiller.models.tracing import export_with_gradients
+
+    args = _example_inputs(fast, periodic, like)
+    atoms, pairs = Dim("atoms", min=2), Dim("pairs", min=1)
+    dynamic = [{0: atoms}, {0: atoms}, {1: pairs}] + ([{0: pairs}] if periodic else [])
+    return export_with_gradients(_OneStructure(fast), args, dynamic)
+
+
 def _example_inputs(fast: FastForceField, periodic: bool, like: Tensor) -> list[Tensor]:
     """Tracing inputs: 5 atoms within the cutoff, all 10 pairs (no size of 0 or 1, which
     tracing would specialise to); dtype and device of ``like``."""
@@ -455,6 +462,7 @@ __all__ = [
     "VerletNeighborList",
     "chunk_pairs_for",
     "edges_from_pairs",
+    "export_one_structure",
     "fast_arguments",
     "same_bytes",
     "tune_allocator",
