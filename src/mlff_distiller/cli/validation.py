@@ -74,8 +74,9 @@ def md(
     out: str = typer.Option(None, help="Output folder [default: <student>_md beside it]."),
     device: str = typer.Option("cpu", help="Torch device of the student."),
     compile: bool = typer.Option(False, "--compile", help="Compile the student's energy + "
-                                 "forces ahead of time (AOTInductor; tens of seconds once, "
-                                 "needs a C++ compiler): pays for long runs."),
+                                 "forces (tens of seconds once; CPU: AOTInductor, needs a C++ "
+                                 "compiler; CUDA: torch.compile in a CUDA graph): pays for "
+                                 "long runs."),
     as_json: bool = typer.Option(False, "--json", help="Print the full JSON result."),
 ) -> None:
     """MD validation: NVE drift, NVT stability, optimisation and distributions vs teacher."""

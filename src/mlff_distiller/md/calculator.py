@@ -42,10 +42,11 @@ class StudentCalculator(Calculator):
         device: torch device for the model.
         fast: use the fast path (False: rebuild the graph and run the eager model per call).
         skin: Verlet skin in Å of the fast path's neighbour list.
-        compile: compile energy + forces ahead of time with AOTInductor (tens of seconds
-            once, needs a C++ compiler; pays for long MD). CPU only: on a CUDA device the
-            fast path replays a CUDA graph instead (:mod:`mlff_distiller.md.cuda_graphs`),
-            and AOTInductor's CUDA programs crashed the process at load (torch 2.11, H200).
+        compile: compile energy + forces (tens of seconds once; pays for long MD). On a
+            CPU, ahead of time with AOTInductor (needs a C++ compiler); on a CUDA device,
+            with ``torch.compile`` (Inductor's Triton kernels) recorded in the CUDA graph
+            (:mod:`mlff_distiller.md.cuda_graphs`), since AOTInductor's CUDA programs crashed
+            the process at load (torch 2.11, H200).
     """
 
     implemented_properties = ["energy", "free_energy", "forces", "stress"]
@@ -61,11 +62,6 @@ class StudentCalculator(Calculator):
     ) -> None:
         super().__init__(**kwargs)
         self.device = torch_device(device)
-        if compile and self.device.type != "cpu":
-            raise InputError(
-                f"compile=True with device={device!r}: compiling is for CPUs; on a CUDA "
-                "device the fast path already replays the student from a CUDA graph. "
-                "Pass compile=False (leave out --compile)")
         if isinstance(model_or_path, ForceField):
             model = model_or_path
         elif isinstance(model_or_path, (str, os.PathLike)):
@@ -94,7 +90,8 @@ class StudentCalculator(Calculator):
 
     @property
     def compile_s(self) -> float:
-        """Seconds spent compiling with AOTInductor so far (0.0 without ``compile``)."""
+        """Seconds spent compiling so far (0.0 without ``compile``): AOTInductor builds or
+        cache loads on a CPU, torch.compile plus graph captures on a GPU."""
         return float(getattr(self._fast_fn, "compile_s", 0.0))
 
     def _weights_version(self) -> tuple[int, ...]:
@@ -162,10 +159,10 @@ class StudentCalculator(Calculator):
         if self._fast_model is None or version != self._built_from:
             # (re)freeze a copy; weights changed in place since the last copy are picked up
             self._fast_model, self._built_from = FastForceField(self.model), version
-            if self._compile:
+            if self.device.type == "cuda":
+                self._fast_fn = GraphedEnergyAndForces(self._fast_model, compile=self._compile)
+            elif self._compile:
                 self._fast_fn = CompiledEnergyAndForces(self._fast_model)
-            elif self.device.type == "cuda":
-                self._fast_fn = GraphedEnergyAndForces(self._fast_model)
             else:
                 self._fast_fn = self._fast_model
         inputs = self._inputs

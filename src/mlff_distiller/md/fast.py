@@ -284,8 +284,10 @@ class CompiledEnergyAndForces:
             # in aoti_load_package, also in a fresh process; a GPU replays a CUDA graph instead
             raise InputError(
                 f"compile=True on {like.device}: AOTInductor programs are built for CPUs here "
-                "(CUDA ones crashed the process at load). On a GPU the calculator replays a "
-                "CUDA graph (mlff_distiller.md.cuda_graphs); pass compile=False")
+                "(CUDA ones crashed the process at load). On a GPU, StudentCalculator("
+                "device='cuda', compile=True) records torch.compile's kernels in a CUDA graph "
+                "(mlff_distiller.md.cuda_graphs.GraphedEnergyAndForces); here pass "
+                "compile=False")
         start = time.perf_counter()
         # memory_planning: one pooled buffer for the program's intermediates instead of an
         # allocation each: 1.5-11% less time per call on molecules, identical results (9-76
