@@ -3,14 +3,19 @@ JSON out. Prepared for issue 7's GPU target (``original``, 50 atoms, batch 1, <=
 
 One preset (``--preset``) on loratadine (50 atoms, as ``gpu_inference.py``), fixed inputs,
 each variant in its own process (a segfault is recorded as the process's exit code, and the
-others still run). The processes build at the same time, then time one at a time (a lock
-file), so timings are not shared with another process's compile:
+others still run). The processes build at the same time, wait until every one has built
+(or failed, or half of ``--timeout`` passed), then time one at a time (a lock file), so no
+timing shares the machine with a compile:
 
   eager           ``FastForceField``
   eager_graph     ``FastForceField`` replayed from a CUDA graph (what the calculator runs)
   inductor        ``torch.compile(fast)``, static shapes
   inductor_graph  ``torch.compile(fast)`` captured in a CUDA graph of our own (no dynamo
                   guards on replay)
+  autotune_graph  ``torch.compile(fast, mode="max-autotune-no-cudagraphs")`` (Triton matmul
+                  templates, autotuned) captured in a CUDA graph of our own; on an H200
+                  (torch 2.11) ``original``'s build had not finished after 200 s (one
+                  matmul shape: 18 s for its 18 choices)
   reduce_overhead ``torch.compile(fast, mode="reduce-overhead")`` (Inductor's CUDA graphs)
   aoti            the AOTInductor program built and loaded as ``CompiledEnergyAndForces``
                   would (which refuses CUDA: such programs segfaulted at load, torch 2.11)
@@ -43,8 +48,9 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-VARIANTS = ("eager", "eager_graph", "inductor", "inductor_graph", "reduce_overhead", "aoti")
-GRAPHED = ("eager_graph", "inductor_graph")
+VARIANTS = ("eager", "eager_graph", "inductor", "inductor_graph", "autotune_graph",
+            "reduce_overhead", "aoti")
+GRAPHED = ("eager_graph", "inductor_graph", "autotune_graph")
 
 
 def build(variant: str, fast, args: tuple):
@@ -61,6 +67,9 @@ def build(variant: str, fast, args: tuple):
         return lambda: compiled(*args)
     if variant == "inductor_graph":
         return cuda_graph_call(torch.compile(fast, dynamic=False), args)
+    if variant == "autotune_graph":
+        return cuda_graph_call(
+            torch.compile(fast, dynamic=False, mode="max-autotune-no-cudagraphs"), args)
     if variant == "reduce_overhead":
         compiled = torch.compile(fast, dynamic=False, mode="reduce-overhead")
         return lambda: compiled(*args)
@@ -86,7 +95,18 @@ def aoti_call(fast, args: tuple):
     return lambda: run(flat)
 
 
-def child(variant: str, preset: str, device_name: str, repeats: int, lock_path: str) -> dict:
+def wait_for_builds(lock_path: str, variant: str, n_variants: int, until: float) -> None:
+    """Mark ``variant`` built, then wait until all ``n_variants`` are, or until the
+    ``time.time()`` ``until`` (a crashed variant never is)."""
+    Path(f"{lock_path}.{variant}.built").touch()
+    deadline = time.monotonic() + max(0.0, until - time.time())
+    while (len(list(Path(lock_path).parent.glob(f"{Path(lock_path).name}.*.built")))
+           < n_variants and time.monotonic() < deadline):
+        time.sleep(0.2)
+
+
+def child(variant: str, preset: str, device_name: str, repeats: int, lock_path: str,
+          n_variants: int, wait_until: float) -> dict:
     """Build, check and time one variant; the timing holds the lock file."""
     import inference as inf
     import torch
@@ -111,6 +131,7 @@ def child(variant: str, preset: str, device_name: str, repeats: int, lock_path: 
     out = call()
     row = {"variant": variant, "build_s": round(time.perf_counter() - start, 3),
            "max_abs_dforces": float((out[1] - eager).abs().max())}
+    wait_for_builds(lock_path, variant, n_variants, wait_until)
     with open(lock_path, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one process times at a time
         for _ in range(5):
@@ -136,12 +157,17 @@ def main() -> None:
                         help="seconds each variant's process may take, build included")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--lock", help=argparse.SUPPRESS)
+    parser.add_argument("--n-variants", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--wait-until", type=float, default=0.0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         try:
-            row = child(args.child, args.preset, args.device, args.repeats, args.lock)
+            row = child(args.child, args.preset, args.device, args.repeats, args.lock,
+                        args.n_variants, args.wait_until)
         except Exception as exc:  # recorded, not fatal: the parent keeps the others
             row = {"variant": args.child, "error": f"{type(exc).__name__}: {exc}"[:500]}
+        finally:  # a variant that failed or did not apply: the others need not wait for it
+            Path(f"{args.lock}.{args.child}.built").touch()
         print(json.dumps(row), flush=True)
         return
     variants = [v for v in args.variants.split(",") if v]
@@ -162,7 +188,9 @@ def main() -> None:
     lock = tempfile.NamedTemporaryFile(prefix="mlffd-paths-", suffix=".lock", delete=False).name
     procs = {v: subprocess.Popen(
         [sys.executable, __file__, "--child", v, "--lock", lock, "--preset", args.preset,
-         "--device", str(device), "--repeats", str(args.repeats)],
+         "--device", str(device), "--repeats", str(args.repeats),
+         "--n-variants", str(len(variants)),
+         "--wait-until", str(time.time() + 0.5 * args.timeout)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for v in variants}
     result = {"benchmark": "gpu_compile_paths", "torch": torch.__version__,
               "device": str(device), "preset": args.preset, "repeats": args.repeats,
@@ -181,7 +209,8 @@ def main() -> None:
             "error": (stderr.strip().splitlines() or ["no output"])[-1][:500]}
         result["variants"].append(row)
         print(json.dumps(row), flush=True)
-    os.unlink(lock)
+    for path in [Path(lock), *Path(lock).parent.glob(f"{Path(lock).name}.*.built")]:
+        path.unlink(missing_ok=True)
     write_json(args.out, result)
     print(f"wrote {args.out}", file=sys.stderr)
 

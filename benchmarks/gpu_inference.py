@@ -13,9 +13,11 @@ synchronised before and after each call, warm-up excluded:
     calculator_md    one ``StudentVerlet`` step (the MD runner's NVE integrator: ASE's step
                      without its bookkeeping, pair list reused) through that calculator
     fast             ``FastForceField`` on inputs already on the device
-    compiled         the AOTInductor program of ``compile=True`` on the same inputs (refused
-                     on CUDA, where such programs crashed at load: recorded as an error)
-                     (``compile_s``: its build, or load from the program cache)
+    compiled         what ``compile=True`` runs, on the same inputs: the AOTInductor program
+                     on a CPU, ``torch.compile``'s kernels replayed from a CUDA graph
+                     (``GraphedEnergyAndForces(compile=True)``) on CUDA (``setup_s``: the
+                     build, or load from the program cache, and the first call)
+    compiled_calculator  ``StudentCalculator(compile=True)`` single points, as ``calculator``
     compiled_md      one ``StudentVerlet`` step through ``StudentCalculator(compile=True)``
     compiled_ase_md  one step of ASE's ``VelocityVerlet`` through that calculator
     cuda_graph       (CUDA only) ``FastForceField`` captured once in a CUDA graph and
@@ -31,7 +33,8 @@ missing compiler, a capture error) is recorded with its error and the others sti
 Usage:
   .venv/bin/python benchmarks/gpu_inference.py --out runs/bench/gpu_inference.json
   .venv/bin/python benchmarks/gpu_inference.py --device cpu --presets ultra-tiny \
-      --batches 1,2 --repeats 3 --skip compiled,compiled_md,compiled_ase_md  # no GPU
+      --batches 1,2 --repeats 3 \
+      --skip compiled,compiled_calculator,compiled_md,compiled_ase_md  # no GPU
 
 On a lent GPU machine (the ``device`` tool): its python3 (3.12) has a CUDA torch but not
 ase, rdkit or vesin, so carry them as wheels and run from the source tree. Here, once:
@@ -66,8 +69,8 @@ sys.path.insert(0, str(HERE))
 
 MOLECULE = ("loratadine", "CCOC(=O)N1CCC(=C2c3ccc(Cl)cc3CCc3cccnc23)CC1")  # C22H23ClN2O2
 BATCHES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
-LATENCY_VARIANTS = ("calculator", "calculator_md", "fast", "compiled", "compiled_md",
-                    "compiled_ase_md", "cuda_graph")
+LATENCY_VARIANTS = ("calculator", "calculator_md", "fast", "compiled", "compiled_calculator",
+                    "compiled_md", "compiled_ase_md", "cuda_graph")
 
 
 def synchronized(call, device: torch.device):
@@ -138,6 +141,7 @@ def latency(preset: str, atoms, device: torch.device, repeats: int, skip: set) -
 
     from mlff_distiller import StudentCalculator, keys
     from mlff_distiller.data.graph import atoms_to_graph, collate
+    from mlff_distiller.md.cuda_graphs import GraphedEnergyAndForces
     from mlff_distiller.md.fast import CompiledEnergyAndForces, FastForceField
 
     model = inf.student_model(preset).to(device).eval()
@@ -150,7 +154,11 @@ def latency(preset: str, atoms, device: torch.device, repeats: int, skip: set) -
         "calculator": lambda: inf.rattled_calls(atoms, StudentCalculator(model, device=device)),
         "calculator_md": lambda: inf.md_step_call(atoms, StudentCalculator(model, device=device)),
         "fast": lambda: (lambda: fast(*args)),
-        "compiled": lambda: compiled_call(CompiledEnergyAndForces(fast), args),
+        "compiled": lambda: compiled_call(
+            GraphedEnergyAndForces(fast, compile=True) if device.type == "cuda"
+            else CompiledEnergyAndForces(fast), args),
+        "compiled_calculator": lambda: inf.rattled_calls(
+            atoms, StudentCalculator(model, device=device, compile=True)),
         "compiled_md": lambda: inf.md_step_call(
             atoms, StudentCalculator(model, device=device, compile=True)),
         "compiled_ase_md": lambda: inf.md_step_call(
