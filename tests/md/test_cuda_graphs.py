@@ -11,7 +11,12 @@ from ase.build import bulk, molecule
 
 from mlff_distiller import InputError, StudentCalculator, keys
 from mlff_distiller.data.graph import atoms_to_graph, collate
-from mlff_distiller.md.cuda_graphs import GraphedEnergyAndForces, PaddedInputs, pair_capacity
+from mlff_distiller.md.cuda_graphs import (
+    GraphedEnergyAndForces,
+    PaddedInputs,
+    compiled_for_graphs,
+    pair_capacity,
+)
 from mlff_distiller.md.fast import FastForceField, fast_arguments
 from mlff_distiller.md.verlet import StudentVerlet
 from tests.conftest import perturbed_student
@@ -51,6 +56,36 @@ def test_padding_adds_exactly_nothing(structure):
         assert abs(float(padded_energy[0] - energy[0])) < 1e-10
         np.testing.assert_allclose(padded_forces[:len(atoms)].numpy(), forces.numpy(),
                                    rtol=0, atol=1e-12)
+
+
+def test_padded_inputs_compile_once_more_for_a_second_size_then_reuse_it():
+    """What compile=True records on a GPU (``compiled_for_graphs``), traced on the CPU with
+    the aot_eager backend (dynamo and AOTAutograd without Inductor's code generation): the
+    fast model on padded inputs equals the plain model for molecules of 12, 8 and 3 atoms,
+    and after the second size (automatic dynamic shapes) the third compiles nothing."""
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    model = perturbed_student("tiny").float().eval()
+    fast = FastForceField(model)
+    compiled = compiled_for_graphs(fast, backend="aot_eager")
+    graphs = []
+    for name in ("CH3CH2OCH3", "CH3COOH", "H2O"):
+        atoms = molecule(name)
+        graph = collate([atoms_to_graph(atoms, model.cutoff)])
+        positions, species, pairs, shifts, batch, _ = fast_arguments(fast, graph)
+        padded = PaddedInputs(len(atoms), pair_capacity(pairs.shape[1]), False,
+                              torch.float32, positions.device)
+        padded.fill(positions, species, pairs, shifts)
+        energy, forces = compiled(padded.positions, padded.species, padded.pairs, None,
+                                  padded.batch, 2)
+        plain_energy, plain_forces = fast(positions, species, pairs, shifts, batch, 1)
+        assert abs(float(energy[0] - plain_energy[0])) < 1e-5 * max(1, abs(float(energy[0])))
+        np.testing.assert_allclose(forces[:len(atoms)].numpy(), plain_forces.numpy(),
+                                   rtol=0, atol=1e-5)
+        graphs.append(counters["stats"]["unique_graphs"])
+    assert graphs[1] > graphs[0] and graphs[2] == graphs[1], graphs
+    torch._dynamo.reset()
 
 
 def test_pair_capacity_leaves_room_in_steps_of_64():

@@ -67,6 +67,14 @@ def capture_graph(call, args: tuple) -> tuple[torch.cuda.CUDAGraph, object]:
     return graph, outputs
 
 
+def compiled_for_graphs(fast, backend: str = "inductor"):
+    """``torch.compile(fast)`` as ``GraphedEnergyAndForces(compile=True)`` records it:
+    static shapes for the first structure, automatic dynamic shapes from the first
+    structure of another size on (one more compile, which later sizes reuse). ``backend``:
+    ``"aot_eager"`` traces without generating code (the CPU tests)."""
+    return torch.compile(fast, backend=backend)
+
+
 class PaddedInputs:
     """Static, padded copies of one structure's inputs for a graph to read; see the module
     docstring. ``fill`` copies a call's inputs in; the tensors never move.
@@ -131,9 +139,11 @@ class GraphedEnergyAndForces:
     call, replayed from a CUDA graph; see the module docstring.
 
     With ``compile=True`` the graph records ``torch.compile(fast)`` (Inductor's fused
-    kernels, static shapes) instead of ``fast``'s own kernels: fewer, bigger kernels per
-    replay. The first capture then compiles (tens of seconds, ``compile_s``), and each
-    recapture (more pairs than the capacity, another atom count) compiles again.
+    kernels) instead of ``fast``'s own kernels: fewer, bigger kernels per replay. The first
+    capture compiles for its shapes (tens of seconds, ``compile_s``); the first recapture
+    with other shapes (more pairs than the capacity, another atom count) compiles once more
+    with dynamic sizes (torch.compile's automatic dynamic shapes), which later sizes reuse.
+    The timings in the module docstring are of the first, static-shape kernels.
 
     Same arguments and results as :meth:`FastForceField.forward`: (energy (1,) eV,
     forces (N, 3) eV/Å), new tensors each call. Calls it cannot take (several structures)
@@ -143,7 +153,7 @@ class GraphedEnergyAndForces:
     def __init__(self, fast, compile: bool = False) -> None:
         self.fast = fast
         self.compiled = bool(compile)
-        self._recorded = torch.compile(fast, dynamic=False) if compile else fast
+        self._recorded = compiled_for_graphs(fast) if compile else fast
         self.captures = 0  # graphs captured so far (the first call, then capacity growth)
         self.compile_s = 0.0  # seconds of compiling + capturing (compile=True only)
         self._inputs: PaddedInputs | None = None
@@ -194,4 +204,4 @@ class GraphedEnergyAndForces:
 
 
 __all__ = ["GHOST_DISTANCE", "GraphedEnergyAndForces", "PaddedInputs", "capture_graph",
-           "pair_capacity"]
+           "compiled_for_graphs", "pair_capacity"]

@@ -63,9 +63,10 @@ def validate_md(
         config: :class:`MDConfig` (temperature, steps, thresholds, optimiser...).
         out_dir: output folder (default ``<student dir>/<stem>_md``).
         device: torch device of the student.
-        compile: run the student's MD compiled ahead of time
-            (``StudentCalculator(compile=True)``); the build (tens of seconds, once) is
-            shown in the progress bar and reported as ``student_compile_s``.
+        compile: run the student's MD compiled (``StudentCalculator(compile=True)``:
+            AOTInductor on a CPU, torch.compile in a CUDA graph on a GPU); the build (tens
+            of seconds; on a GPU once more for a second molecule size) is shown in the
+            progress bar and reported as ``student_compile_s``.
 
     Returns:
         The result dict (also ``md_validation.json``); unstable runs are results with the
@@ -99,7 +100,8 @@ def validate_md(
         total = len(md_starts) * (2 + (teacher_calc is not None)) + 1
         task = bar.add_task("MD validation", total=total)
         if compile:
-            bar.update(task, description="compiling the student (AOTInductor, once)")
+            how = "AOTInductor" if student_calc.device.type == "cpu" else "torch.compile"
+            bar.update(task, description=f"compiling the student ({how})")
             student_calc.get_forces(md_starts[0].atoms)
         for start in md_starts:
             entry, trace = _molecule_runs(start, student_calc, teacher_calc, config,
