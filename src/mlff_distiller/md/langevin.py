@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from ase.md.langevin import Langevin
 
-from mlff_distiller.md.verlet import DEFAULT_MARGIN, StudentSteps
+from mlff_distiller.md.verlet import StudentSteps
 
 
 class StudentLangevin(StudentSteps, Langevin):
@@ -33,11 +33,6 @@ class StudentLangevin(StudentSteps, Langevin):
 
     Given the same ``rng`` state, it follows the same trajectory as ``Langevin``.
     """
-
-    def __init__(self, atoms, timestep: float, margin: float = DEFAULT_MARGIN,
-                 prune: bool | None = None, **kwargs):
-        super().__init__(atoms, timestep=timestep, **kwargs)
-        self._init_student(margin, prune)
 
     def step(self, forces=None):
         state = self._fast_state(forces, constraints_allowed=True)

@@ -58,6 +58,11 @@ class StudentSteps:
     force call after a fast step. A subclass's ``step`` calls :meth:`_fast_state` and
     takes ASE's step when it returns None."""
 
+    def __init__(self, atoms, timestep: float, margin: float = DEFAULT_MARGIN,
+                 prune: bool | None = None, **kwargs):
+        super().__init__(atoms, timestep=timestep, **kwargs)  # ASE's integrator
+        self._init_student(margin, prune)
+
     def _init_student(self, margin: float, prune: bool | None) -> None:
         name = type(self).__name__
         if not margin > 0:
@@ -128,11 +133,6 @@ class StudentVerlet(StudentSteps, VelocityVerlet):
     Changes made to the atoms between steps (by an observer, say) are followed; changes to
     the student's weights in place are picked up at the start of each ``run``.
     """
-
-    def __init__(self, atoms, timestep: float, margin: float = DEFAULT_MARGIN,
-                 prune: bool | None = None, **kwargs):
-        super().__init__(atoms, timestep=timestep, **kwargs)
-        self._init_student(margin, prune)
 
     def step(self, forces=None):
         state = self._fast_state(forces, constraints_allowed=False)
