@@ -185,7 +185,8 @@ class GraphedEnergyAndForces:
         compile it with ``compile=True``)."""
         args = (inputs.positions, inputs.species, inputs.pairs, inputs.shift_vectors,
                 inputs.batch, 2)
-        self._graph = self._outputs = None  # the old graph's memory goes back first
+        # the old graph's memory goes back first; a failed capture leaves none to replay
+        self._inputs = self._graph = self._outputs = None
         start = time.perf_counter()
         try:
             graph, outputs = capture_graph(self._recorded, args)
