@@ -16,7 +16,8 @@ synchronised before and after each call, warm-up excluded:
     compiled         what ``compile=True`` runs, on the same inputs: the AOTInductor program
                      on a CPU, ``torch.compile``'s kernels replayed from a CUDA graph
                      (``GraphedEnergyAndForces(compile=True)``) on CUDA (``setup_s``: the
-                     build, or load from the program cache, and the first call)
+                     first two calls: the build or load from the program cache, or on
+                     CUDA an eager call, then the compile and capture)
     compiled_calculator  ``StudentCalculator(compile=True)`` single points, as ``calculator``
     compiled_md      one ``StudentVerlet`` step through ``StudentCalculator(compile=True)``
     compiled_ase_md  one step of ASE's ``VelocityVerlet`` through that calculator
@@ -173,7 +174,8 @@ def latency(preset: str, atoms, device: torch.device, repeats: int, skip: set) -
         try:
             t0 = time.perf_counter()
             call = builders[name]()
-            out = call()  # first call: builds or loads a compiled program, captures a graph
+            out = call()  # builds or loads a compiled program; a graph runs eagerly
+            out = call()  # a graph captures (compiles with compile=True)
             entry = {"setup_s": round(time.perf_counter() - t0, 3)}
             if name in ("fast", "compiled", "cuda_graph"):  # fixed inputs: check the result
                 entry["max_abs_dforces"] = float((out[1] - eager).abs().max())

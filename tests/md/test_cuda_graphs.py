@@ -1,5 +1,6 @@
-"""The GPU fast path: padded inputs change nothing (checked on a CPU), and the CUDA-graph
-replay equals the eager model over an MD run with neighbour-list reuse (on a GPU only)."""
+"""The GPU fast path: padded inputs change nothing, the capture policy and its bookkeeping
+hold over an MD run (on a CPU, with a stand-in for the graph), and the CUDA-graph replay
+equals the eager model over an MD run with neighbour-list reuse (on a GPU only)."""
 
 from __future__ import annotations
 
@@ -88,6 +89,109 @@ def test_padded_inputs_compile_once_more_for_a_second_size_then_reuse_it():
     torch._dynamo.reset()
 
 
+class _ReplayOnCPU:
+    """Stand-in for a CUDA graph on a CPU (``GraphedEnergyAndForces._capture_graph``):
+    ``replay`` runs the recorded call on the tensors it was captured with and writes its
+    outputs in place, as a graph replay rewrites the captured outputs."""
+
+    def __init__(self, call, args):
+        self.call, self.args = call, args
+        self.outputs = call(*args)
+
+    def replay(self):
+        for held, new in zip(self.outputs, self.call(*self.args), strict=True):
+            held.copy_(new)
+
+
+def _capture_on_cpu(call, args):
+    graph = _ReplayOnCPU(call, args)
+    return graph, graph.outputs
+
+
+def _graphed_on_cpu(model) -> GraphedEnergyAndForces:
+    graphed = GraphedEnergyAndForces(FastForceField(model))
+    graphed._capture_graph = _capture_on_cpu
+    return graphed
+
+
+def test_capture_policy_first_call_eager_second_captures_growth_recaptures():
+    """GraphedEnergyAndForces' bookkeeping on a CPU, float64, with a stand-in graph: a
+    structure's first call runs eagerly and its second captures; fewer pairs replay the
+    same graph, more pairs than its capacity capture at once; another molecule and a
+    periodic cell each run eagerly once, then capture; every result equals the plain fast
+    model to 1e-12 and is a new tensor."""
+    model = perturbed_student("tiny").double().eval()
+    graphed = _graphed_on_cpu(model)
+    rng = np.random.default_rng(3)
+    ether, crystal = _structures()
+    expected_captures = []
+
+    def check(atoms, keep=None):
+        atoms = atoms.copy()
+        atoms.positions += rng.normal(0, 0.01, (len(atoms), 3))
+        graph = collate([atoms_to_graph(atoms, model.cutoff, dtype=torch.float64)])
+        positions, species, pairs, shifts, batch, _ = fast_arguments(graphed.fast, graph)
+        if keep is not None:
+            pairs = pairs[:, :keep].clone()
+            shifts = None if shifts is None else shifts[:keep].clone()
+        energy, forces = graphed(positions, species, pairs, shifts, batch, 1)
+        plain_energy, plain_forces = graphed.fast(positions, species, pairs, shifts, batch, 1)
+        assert abs(float(energy[0] - plain_energy[0])) < 1e-12
+        np.testing.assert_allclose(forces.numpy(), plain_forces.numpy(), rtol=0, atol=1e-12)
+        forces.fill_(1e6)  # the caller's to keep: the next call must not see it
+        expected_captures.append(graphed.captures)
+        return pairs.shape[1]
+
+    check(ether, keep=10)  # eager
+    check(ether, keep=10)  # captures: capacity 64
+    check(ether, keep=5)  # replays, the 5 slots left become ghost pairs again
+    assert check(ether) <= 64  # all its pairs: replays
+    check(crystal, keep=50)  # another structure: eager
+    check(crystal, keep=50)  # captures: capacity 64
+    assert check(crystal) > 64  # all its pairs: captures at once, no eager call
+    check(crystal)
+    check(molecule("CH3COOH"))  # eager
+    check(molecule("CH3COOH"))  # captures
+    assert expected_captures == [0, 1, 1, 1, 1, 2, 3, 3, 3, 4]
+
+
+def test_graph_policy_over_md_with_list_reuse_on_cpu():
+    """The GPU MD test's run on a CPU with the stand-in graph, float64: 100 NVE steps of
+    hot methyl ethyl ether through StudentCalculator with its fast function swapped for
+    GraphedEnergyAndForces, a margin list redrawn every step: forces equal the eager
+    model on a fresh graph to 1e-10 eV/Å, one capture serves the redraws."""
+    model = perturbed_student("tiny").double().eval()
+    calc = StudentCalculator(model)
+    atoms = _hot_ether(1500.0)
+    atoms.calc = calc
+    atoms.get_forces()  # builds the calculator's fast model
+    calc._fast_fn = graphed = GraphedEnergyAndForces(calc._fast_model)
+    graphed._capture_graph = _capture_on_cpu
+    dyn = StudentVerlet(atoms, timestep=0.5 * units.fs, margin=0.02, prune=False)
+    worst = 0.0
+
+    def check():
+        nonlocal worst
+        graph = atoms_to_graph(atoms, model.cutoff, dtype=torch.float64)
+        eager = model(graph)[keys.FORCES].detach().numpy()
+        worst = max(worst, float(np.abs(atoms.get_forces() - eager).max()))
+
+    dyn.attach(check, interval=1)
+    dyn.run(100)
+    assert worst < 1e-10, worst
+    assert dyn.fast_steps == 100 and dyn.list_draws > 10
+    assert graphed.captures == 1
+
+
+def test_cpu_inputs_are_an_input_error_at_the_first_capture():
+    graphed = GraphedEnergyAndForces(FastForceField(perturbed_student("ultra-tiny").eval()))
+    graph = collate([atoms_to_graph(molecule("H2O"), graphed.fast.cutoff)])
+    args = fast_arguments(graphed.fast, graph)
+    graphed(*args)  # a structure's first call runs eagerly, on any device
+    with pytest.raises(InputError, match="a CUDA graph needs CUDA inputs; these are on cpu"):
+        graphed(*args)
+
+
 def test_pair_capacity_leaves_room_in_steps_of_64():
     for n in (0, 1, 63, 64, 1000, 51_200):
         capacity = pair_capacity(n)
@@ -142,19 +246,21 @@ def test_graph_replay_equals_the_eager_model_over_md_with_list_reuse(dtype, comp
 @needs_cuda
 @pytest.mark.parametrize("compiled", [False, True], ids=["eager-kernels", "torch-compile"])
 def test_graph_recaptures_when_pairs_outgrow_it_and_periodic_cells_work(compiled):
-    """A structure with more pairs than the capacity is captured anew (compiled anew with
-    compile=True); molecule then crystal through one calculator both equal the eager
-    model."""
+    """Another structure is captured anew on its second call (compiled anew with
+    compile=True); molecule then crystal through one calculator, two geometries each (the
+    first eager, the second replayed), all equal the eager model."""
     calc = StudentCalculator(perturbed_student("tiny").float().eval(), device="cuda",
                              compile=compiled)
     eager_model = perturbed_student("tiny").float().eval()  # the same weights, on the CPU
     for atoms in _structures():
         atoms.calc = calc
-        eager = eager_model(atoms_to_graph(atoms, eager_model.cutoff))
-        np.testing.assert_allclose(atoms.get_forces(), eager[keys.FORCES].detach().numpy(),
-                                   rtol=0, atol=1e-5)
-        energy = float(eager[keys.ENERGY][0])
-        assert abs(atoms.get_potential_energy() - energy) < 1e-6 * abs(energy) + 1e-4
+        for _ in range(2):
+            atoms.positions += np.random.default_rng(len(atoms)).normal(0, 0.01, (len(atoms), 3))
+            eager = eager_model(atoms_to_graph(atoms, eager_model.cutoff))
+            np.testing.assert_allclose(atoms.get_forces(), eager[keys.FORCES].detach().numpy(),
+                                       rtol=0, atol=1e-5)
+            energy = float(eager[keys.ENERGY][0])
+            assert abs(atoms.get_potential_energy() - energy) < 1e-6 * abs(energy) + 1e-4
     assert calc._fast_fn.captures == 2
 
 

@@ -12,15 +12,18 @@ pair *capacity*:
   envelope is exactly zero: they add exactly nothing to any energy or force,
 * the ghost's energy (structure 1) and force are dropped.
 
-The graph is captured again only when a call needs more pairs than the capacity (which
-then grows by ``GROWTH``) or the atom count, dtype or periodicity changes, so an MD run's
-neighbour-list redraws replay the same graph. A capture costs 45-50 ms (50 atoms, H200:
-the calculator's first call took 72 ms against 23 ms eager for ``original``), and each
-replayed call saves ~8 ms, so it pays from about the seventh call on the same structure
-(MD, optimisation); single points over many different molecules are better served by the
-batched path (:class:`~mlff_distiller.md.fast.ChunkedEnergyAndForces`, ``mlffd evaluate``).
-Results equal the eager model's to float rounding (``tests/md/test_cuda_graphs.py`` checks
-the padding on a CPU and the replay on a GPU).
+A structure's first call runs eagerly and its second captures the graph; it is captured
+again only when a call needs more pairs than the capacity (which then grows by
+``GROWTH``), or, on the second call of another atom count, dtype or periodicity. So an MD
+run's neighbour-list redraws replay one graph, and single points over molecules of
+different sizes each cost an eager call rather than a capture: a capture costs 45-50 ms
+(50 atoms, H200: the calculator's first call took 72 ms against 23 ms eager for
+``original``, session 17, when the first call captured), and each replayed call saves ~8
+ms. Many structures at once are better served by the batched path
+(:class:`~mlff_distiller.md.fast.ChunkedEnergyAndForces`, ``mlffd evaluate``). Results
+equal the eager model's to float rounding (``tests/md/test_cuda_graphs.py`` checks the
+padding and the capture policy on a CPU, with a stand-in for the graph, and the replay
+on a GPU).
 
 ``GraphedEnergyAndForces(fast, compile=True)`` (``StudentCalculator(device="cuda",
 compile=True)``) records ``torch.compile(fast)`` instead: Inductor's fused Triton kernels,
@@ -55,6 +58,9 @@ def capture_graph(call, args: tuple) -> tuple[torch.cuda.CUDAGraph, object]:
     (allocator, kernels); returns the graph and the call's outputs, which each replay
     rewrites. The graph reads ``args``' memory: keep them alive as long as the graph."""
     device = next(a.device for a in args if isinstance(a, Tensor))
+    if device.type != "cuda":
+        raise InputError(f"a CUDA graph needs CUDA inputs; these are on {device} (use "
+                         "FastForceField on a CPU)")
     side = torch.cuda.Stream(device=device)
     side.wait_stream(torch.cuda.current_stream(device))
     with torch.cuda.stream(side):
@@ -104,6 +110,11 @@ class PaddedInputs:
         self._pairs_source: Tensor | None = None
         self._shifts_source: Tensor | None = None
 
+    @property
+    def structure(self) -> tuple:
+        """(atom count, dtype, periodic): what a graph on these inputs is captured for."""
+        return self.n_atoms, self.positions.dtype, self.shift_vectors is not None
+
     def fits(self, positions: Tensor, pairs: Tensor, shift_vectors: Tensor | None) -> bool:
         """True when a call of these inputs can use these tensors."""
         return (positions.shape[0] == self.n_atoms and pairs.shape[1] <= self.capacity
@@ -147,15 +158,18 @@ class GraphedEnergyAndForces:
 
     Same arguments and results as :meth:`FastForceField.forward`: (energy (1,) eV,
     forces (N, 3) eV/Å), new tensors each call. Calls it cannot take (several structures)
-    run ``fast`` itself.
+    and a structure's first call run ``fast`` itself. Inputs must be on a CUDA device
+    (else :class:`~mlff_distiller.errors.InputError` at the first capture).
     """
 
     def __init__(self, fast, compile: bool = False) -> None:
         self.fast = fast
         self.compiled = bool(compile)
         self._recorded = compiled_for_graphs(fast) if compile else fast
-        self.captures = 0  # graphs captured so far (the first call, then capacity growth)
+        self.captures = 0  # graphs captured so far (a structure's second call, growth)
         self.compile_s = 0.0  # seconds of compiling + capturing (compile=True only)
+        self._capture_graph = capture_graph  # the CPU tests put a stand-in here
+        self._called_once: tuple | None = None  # structure of the last call run eagerly
         self._inputs: PaddedInputs | None = None
         self._graph: torch.cuda.CUDAGraph | None = None
         self._outputs: tuple[Tensor, Tensor] | None = None
@@ -165,17 +179,21 @@ class GraphedEnergyAndForces:
                  ) -> tuple[Tensor, Tensor]:
         if n_structures != 1:
             return self.fast(positions, species, pairs, shift_vectors, batch, n_structures)
-        if positions.device.type != "cuda":
-            raise InputError(f"GraphedEnergyAndForces needs CUDA inputs; positions are on "
-                             f"{positions.device} (use FastForceField on a CPU)")
         inputs = self._inputs
-        if inputs is None or not inputs.fits(positions, pairs, shift_vectors):
+        if inputs is not None and inputs.fits(positions, pairs, shift_vectors):
+            inputs.fill(positions, species, pairs, shift_vectors)
+        else:
+            structure = (positions.shape[0], positions.dtype, shift_vectors is not None)
+            grown = inputs is not None and inputs.structure == structure  # more pairs
+            if not grown and structure != self._called_once:
+                # a structure's first call runs eagerly, its second captures: single
+                # points over different molecules would otherwise pay a capture each
+                self._called_once = structure
+                return self.fast(positions, species, pairs, shift_vectors, batch, 1)
             inputs = PaddedInputs(positions.shape[0], pair_capacity(pairs.shape[1]),
                                   shift_vectors is not None, positions.dtype, positions.device)
             inputs.fill(positions, species, pairs, shift_vectors)
             self._capture(inputs)
-        else:
-            inputs.fill(positions, species, pairs, shift_vectors)
         self._graph.replay()
         energy, forces = self._outputs
         return energy[:1].clone(), forces[:inputs.n_atoms].clone()
@@ -189,9 +207,9 @@ class GraphedEnergyAndForces:
         self._inputs = self._graph = self._outputs = None
         start = time.perf_counter()
         try:
-            graph, outputs = capture_graph(self._recorded, args)
+            graph, outputs = self._capture_graph(self._recorded, args)
         except Exception as exc:
-            if not self.compiled:
+            if not self.compiled or isinstance(exc, InputError):
                 raise
             first_line = (str(exc).strip().splitlines() or [""])[0][:300]
             raise InputError(
