@@ -100,9 +100,12 @@ def validate_md(
         total = len(md_starts) * (2 + (teacher_calc is not None)) + 1
         task = bar.add_task("MD validation", total=total)
         if compile:
-            how = "AOTInductor" if student_calc.device.type == "cpu" else "torch.compile"
+            on_cpu = student_calc.device.type == "cpu"
+            how = "AOTInductor" if on_cpu else "torch.compile"
             bar.update(task, description=f"compiling the student ({how})")
-            student_calc.get_forces(md_starts[0].atoms)
+            # on a GPU a structure's first call runs eagerly and its second compiles
+            for _ in range(1 if on_cpu else 2):
+                student_calc.calculate(md_starts[0].atoms, ["energy", "forces"])
         for start in md_starts:
             entry, trace = _molecule_runs(start, student_calc, teacher_calc, config,
                                           lambda what, s=start: bar.update(
