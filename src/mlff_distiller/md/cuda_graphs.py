@@ -81,6 +81,11 @@ def compiled_for_graphs(fast, backend: str = "inductor"):
     return torch.compile(fast, backend=backend)
 
 
+def structure_of(positions: Tensor, shift_vectors: Tensor | None) -> tuple:
+    """(atom count, dtype, periodic) of a call's inputs: what a graph is captured for."""
+    return positions.shape[0], positions.dtype, shift_vectors is not None
+
+
 class PaddedInputs:
     """Static, padded copies of one structure's inputs for a graph to read; see the module
     docstring. ``fill`` copies a call's inputs in; the tensors never move.
@@ -112,14 +117,13 @@ class PaddedInputs:
 
     @property
     def structure(self) -> tuple:
-        """(atom count, dtype, periodic): what a graph on these inputs is captured for."""
+        """:func:`structure_of` these inputs (the ghost left out)."""
         return self.n_atoms, self.positions.dtype, self.shift_vectors is not None
 
     def fits(self, positions: Tensor, pairs: Tensor, shift_vectors: Tensor | None) -> bool:
         """True when a call of these inputs can use these tensors."""
-        return (positions.shape[0] == self.n_atoms and pairs.shape[1] <= self.capacity
-                and positions.dtype == self.positions.dtype
-                and (shift_vectors is None) == (self.shift_vectors is None))
+        return (pairs.shape[1] <= self.capacity
+                and structure_of(positions, shift_vectors) == self.structure)
 
     def fill(self, positions: Tensor, species: Tensor, pairs: Tensor,
              shift_vectors: Tensor | None) -> None:
@@ -183,7 +187,7 @@ class GraphedEnergyAndForces:
         if inputs is not None and inputs.fits(positions, pairs, shift_vectors):
             inputs.fill(positions, species, pairs, shift_vectors)
         else:
-            structure = (positions.shape[0], positions.dtype, shift_vectors is not None)
+            structure = structure_of(positions, shift_vectors)
             grown = inputs is not None and inputs.structure == structure  # more pairs
             if not grown and structure != self._called_once:
                 # a structure's first call runs eagerly, its second captures: single
