@@ -110,6 +110,16 @@ def test_periodic_pruned_edges_equal_a_fresh_list():
     ref_index, ref_shift = neighbor_list(moved, si.cell.array, si.pbc, 3.0)
     ours = sorted(zip(*index, *shift.T.astype(int), strict=True))
     assert ours == sorted(zip(*ref_index, *ref_shift.T.astype(int), strict=True))
+    # the candidates' lengths, computed once, give the same lists for any margin
+    lengths = nl.squared_lengths(moved, si.cell.array)
+    i, j = nl.pairs
+    explicit = moved[j] - moved[i] + nl.pair_shift @ si.cell.array
+    np.testing.assert_allclose(lengths, (explicit**2).sum(1), rtol=1e-12)
+    for margin in (0.0, 0.3):
+        for given, fresh in zip(nl.pairs_within(moved, si.cell.array, margin, lengths),
+                                nl.pairs_within(moved, si.cell.array, margin), strict=True):
+            np.testing.assert_array_equal(given, fresh)
+    assert nl.pairs_within(moved, si.cell.array, 0.3)[0].shape[1] >= index.shape[1] // 2
 
 
 def test_pairs_from_edges_keeps_each_periodic_pair_once():

@@ -123,24 +123,32 @@ class VerletNeighborList:
         self.n_builds += 1
         return True
 
-    def pairs_within(self, positions: np.ndarray, cell: np.ndarray, margin: float = 0.0
+    def squared_lengths(self, positions: np.ndarray, cell: np.ndarray) -> np.ndarray:
+        """|r_j - r_i + S @ cell|^2 (P,) Å^2 of the candidate pairs at ``positions`` (n, 3)
+        Å and ``cell`` (3, 3) Å, after :meth:`update`."""
+        i, j = self.pairs
+        vectors = np.take(positions, j, axis=0)
+        vectors -= np.take(positions, i, axis=0)
+        if self._pbc is not None and self._pbc.any():
+            vectors += self.pair_shift @ cell
+        return np.einsum("pk,pk->p", vectors, vectors)
+
+    def pairs_within(self, positions: np.ndarray, cell: np.ndarray, margin: float = 0.0,
+                     squared_lengths: np.ndarray | None = None
                      ) -> tuple[np.ndarray, np.ndarray]:
         """The candidate pairs now closer than the cutoff (plus ``margin`` Å, at most the
         skin): (pairs (2, P), pair_shift (P, 3)) for ``positions`` (n, 3) Å and ``cell``
-        (3, 3) Å after :meth:`update`.
+        (3, 3) Å after :meth:`update`. ``squared_lengths``: :meth:`squared_lengths` at these
+        positions when the caller has them (one pass serves several margins).
 
         When every candidate is within the cutoff the candidate arrays themselves are
         returned (the same objects as last time, until the next rebuild), so a caller may
         reuse what it derived from them."""
         if self.skin == 0 or self.pairs.shape[1] == 0:
             return self.pairs, self.pair_shift
-        i, j = self.pairs
-        vectors = np.take(positions, j, axis=0)
-        vectors -= np.take(positions, i, axis=0)
-        if self._pbc is not None and self._pbc.any():
-            vectors += self.pair_shift @ cell
-        vectors *= vectors
-        keep = vectors.sum(axis=1) < (self.cutoff + min(margin, self.skin)) ** 2
+        if squared_lengths is None:
+            squared_lengths = self.squared_lengths(positions, cell)
+        keep = squared_lengths < (self.cutoff + min(margin, self.skin)) ** 2
         if keep.all():
             return self.pairs, self.pair_shift
         return np.compress(keep, self.pairs, axis=1), np.compress(keep, self.pair_shift, axis=0)

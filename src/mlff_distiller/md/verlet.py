@@ -216,14 +216,15 @@ class _PairList:
         if self.prune:
             self._set_pairs(*neighbors.pairs_within(positions, cell), atoms)
             return
-        pairs, pair_shift = neighbors.pairs_within(positions, cell, self.margin)
+        lengths = neighbors.squared_lengths(positions, cell)  # one pass for both limits
+        pairs, pair_shift = neighbors.pairs_within(positions, cell, self.margin, lengths)
         counts.list_draws += 1
         if self.prune is None and self.reference is not None:  # a redraw: decide
-            within = neighbors.pairs_within(positions, cell)
-            extra_share = 1.0 - within[0].shape[1] / max(pairs.shape[1], 1)
+            n_within = int(np.count_nonzero(lengths < neighbors.cutoff**2))
+            extra_share = 1.0 - n_within / max(pairs.shape[1], 1)
             if extra_share * self._student_s > PRUNE_ABOVE_S:
                 self.prune = True
-                self._set_pairs(*within, atoms)
+                self._set_pairs(*neighbors.pairs_within(positions, cell, 0.0, lengths), atoms)
                 return
         self._set_pairs(pairs, pair_shift, atoms)
         self.reference = positions.copy()
