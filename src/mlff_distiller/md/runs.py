@@ -108,7 +108,9 @@ def run_md(atoms: Atoms, calc, config: MDConfig, ensemble: str = "nve") -> dict:
     try:
         for _ in dyn.irun(n_steps):
             step = dyn.nsteps
-            epot = float(atoms.get_potential_energy())
+            epot = dyn.last_step_energy()  # None after a step through ASE's integrator
+            if epot is None:
+                epot = float(atoms.get_potential_energy())
             ekin = float(atoms.get_kinetic_energy())
             temp = 2.0 * ekin / (dof * units.kB)  # = atoms.get_temperature()
             reason = _failure(atoms.positions, epot, temp, window, geometry, config)

@@ -109,6 +109,13 @@ class StudentSteps:
         self._fresh = True
         return state
 
+    def last_step_energy(self) -> float | None:
+        """The potential energy (eV) the student gave in the last step, for the positions
+        that step wrote, or None when the last step was not a fast one (ask the atoms then).
+        Not checked against the atoms: read it before anything changes them (the MD
+        runner reads it right after each step instead of the calculator's change checks)."""
+        return self.atoms.calc.results["energy"] if self._fresh else None
+
     def _refresh_properties(self):
         # ASE's MD loop asks the calculator for forces after every step; a fast step has
         # just set them for the current positions
