@@ -32,7 +32,7 @@ def test_neighbor_list_equals_ase(n_atoms, periodic):
 
 
 def test_small_structures_are_listed_on_one_thread(monkeypatch):
-    """vesin's default starts a thread per core for every list: 3-4x slower than one thread
+    """vesin's default starts a thread per core for every list: 2-4x slower than one thread
     on 20-76-atom molecules (README, Benchmarks)."""
     import vesin
 
