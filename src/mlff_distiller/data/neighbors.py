@@ -6,11 +6,10 @@ import numpy as np
 
 from mlff_distiller.errors import InputError
 
-# below this many atoms vesin lists on one thread: its default (all cores) spends more on
-# starting threads than it saves. Measured on 2 cores, cutoff 4.5-5.5 Å: 20-76-atom
-# molecules 140-190 -> 40-80 us per list; 100 atoms equal; from 300 atoms (molecules and
-# periodic cells) two threads are 1.2-2x faster. A compiled `tiny` single point (list
-# every call): 639 -> 459 us at 20 atoms, 1541 -> 1307 us at 76 (session 20, one process)
+# below this many atoms vesin lists on one thread: its default (a thread per core) spends
+# more on starting threads than it saves. benchmarks/neighbor_list_threads.py, 2 cores:
+# 20-76-atom molecules 117-137 us by default against 37-56 us on one thread; 100 atoms
+# equal; from 300 atoms (molecules and periodic cells) the default is 1.3-1.7x faster
 THREADED_LIST_MIN_ATOMS = 200
 
 
