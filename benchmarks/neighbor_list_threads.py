@@ -69,6 +69,8 @@ def main() -> None:
     parser.add_argument("--out", default="runs/bench/neighbor_list_threads.json")
     parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error(f"--rounds {args.rounds}: expected an integer >= 1 (timed rounds per system)")
     from mlff_distiller.data.neighbors import THREADED_LIST_MIN_ATOMS
     from mlff_distiller.fileio import write_json
 
