@@ -131,13 +131,16 @@ def test_forces_equal_a_fresh_neighbour_list_every_step():
         eager = model(graph)[keys.FORCES].detach().double().numpy()
         worst = max(worst, float(np.abs(atoms.get_forces() - eager).max()))
 
-    for prune, skin in ((False, 0.5), (True, 0.04)):
-        frames, dyn = _trajectory(StudentVerlet, _hot_ether(1500.0),
-                                  StudentCalculator(model, skin=skin), 100, every=check,
+    for prune, skin, all_pairs in ((False, 0.5, True), (True, 0.04, True), (True, 0.04, False)):
+        calc = StudentCalculator(model, skin=skin)
+        if not all_pairs:
+            calc.neighbors.all_pairs_max_atoms = 0  # vesin's Verlet list, not all 66 pairs
+        frames, dyn = _trajectory(StudentVerlet, _hot_ether(1500.0), calc, 100, every=check,
                                   margin=0.02, prune=prune)
         assert worst < 1e-5, f"prune={prune}: max |ΔF| = {worst:.2e} eV/Å"
         assert float(np.abs(frames[-1][2]).max()) > 0.5  # not a trivial model
-    assert dyn.atoms.calc.neighbors.n_builds > 10  # the small skin made the list rebuild
+        assert calc.neighbors.all_pairs == all_pairs
+    assert calc.neighbors.n_builds > 10  # the small skin made vesin's list rebuild
 
 
 def test_changes_made_between_steps_are_followed():

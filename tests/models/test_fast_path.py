@@ -30,10 +30,12 @@ def _eager_forces(model, atoms) -> np.ndarray:
     return model(graph)[keys.FORCES].detach().double().numpy()
 
 
-def test_md_trajectory_fast_equals_eager_float32():
+@pytest.mark.parametrize("all_pairs", [True, False])
+def test_md_trajectory_fast_equals_eager_float32(all_pairs):
     """100 NVE steps on the fast path (neighbour list reused) vs the eager model each step,
     with the zoo's trained ``tiny`` student at 300 K. Float32 round-off differs between the
-    two paths' summation orders, so both are also compared with the float64 model.
+    two paths' summation orders, so both are also compared with the float64 model. The
+    molecule's candidates are all its pairs, or (``all_pairs=False``) vesin's Verlet list.
     """
     from mlff_distiller import load_student
 
@@ -42,6 +44,8 @@ def test_md_trajectory_fast_equals_eager_float32():
     atoms = molecule("CH3CH2OH")
     maxwell_boltzmann(atoms, 300.0, np.random.default_rng(0))
     calc = StudentCalculator(model)
+    if not all_pairs:
+        calc.neighbors.all_pairs_max_atoms = 0  # kept when the calculator remakes the list
     atoms.calc = calc
     dyn = VelocityVerlet(atoms, timestep=0.5 * units.fs)
     worst, fast_err, eager_err, largest = 0.0, 0.0, 0.0, 0.0
@@ -57,15 +61,20 @@ def test_md_trajectory_fast_equals_eager_float32():
     assert largest > 1.0, largest  # not a trivial model
     assert worst < 1e-5, f"max |ΔF| = {worst:.2e} eV/Å"
     assert fast_err < 2 * eager_err + 1e-6, (fast_err, eager_err)  # as accurate as eager
-    assert 1 < calc.neighbors.n_builds < 60, calc.neighbors.n_builds  # reused, and rebuilt
+    assert calc.neighbors.all_pairs == all_pairs
+    if all_pairs:  # every pair is a candidate wherever the atoms go: never rebuilt
+        assert calc.neighbors.n_builds == 1
+    else:
+        assert 1 < calc.neighbors.n_builds < 60, calc.neighbors.n_builds  # reused, and rebuilt
 
 
 def test_verlet_list_holds_every_pair_within_cutoff_until_rebuild():
     rng = np.random.default_rng(1)
     positions = rng.uniform(0, 6, size=(30, 3))
     cell, pbc = np.zeros((3, 3)), np.zeros(3, bool)
-    nl = VerletNeighborList(cutoff=2.5, skin=0.4)
+    nl = VerletNeighborList(cutoff=2.5, skin=0.4, all_pairs_max_atoms=0)  # vesin's list
     assert nl.update(positions, cell, pbc)
+    assert not nl.all_pairs
     moved = positions + rng.uniform(-1, 1, size=positions.shape) * 0.19 / np.sqrt(3)
     assert not nl.update(moved, cell, pbc)  # every atom moved < skin / 2
     exact, _ = neighbor_list(moved, cell, pbc, 2.5)
@@ -77,6 +86,47 @@ def test_verlet_list_holds_every_pair_within_cutoff_until_rebuild():
     moved[3] += [0.25, 0, 0]
     assert nl.update(moved, cell, pbc) and nl.n_builds == 2
     assert nl.update(moved, np.eye(3) * 20, np.ones(3, bool))  # cell change rebuilds
+
+
+def _pair_set(pairs: np.ndarray) -> set:
+    return set(map(tuple, pairs.T.tolist()))
+
+
+def test_a_small_molecule_takes_all_its_pairs_as_candidates():
+    """Up to all_pairs_max_atoms atoms without a periodic axis: every pair is a candidate,
+    never rebuilt however far the atoms move, and the pairs within any margin equal a fresh
+    vesin list; pbc or a new atom count rebuilds; larger molecules go to vesin."""
+    rng = np.random.default_rng(4)
+    positions = rng.uniform(0, 7, size=(12, 3))
+    cell, pbc = np.zeros((3, 3)), np.zeros(3, bool)
+    nl = VerletNeighborList(cutoff=2.5, skin=0.4, all_pairs_max_atoms=12)
+    assert nl.update(positions, cell, pbc) and nl.all_pairs
+    assert _pair_set(nl.pairs) == {(i, j) for i in range(12) for j in range(i + 1, 12)}
+    for _ in range(3):  # 1 Å moves: far beyond what a Verlet skin of 0.4 Å would allow
+        positions = positions + rng.uniform(-1, 1, size=positions.shape)
+        assert not nl.update(positions, np.eye(3) * 5, pbc)  # a molecule's cell is ignored
+        for margin in (0.0, 0.3):
+            fresh, _ = neighbor_list(positions, cell, pbc, 2.5 + margin, full_list=False)
+            pairs, shift = nl.pairs_within(positions, cell, margin)
+            assert _pair_set(pairs) == _pair_set(fresh) and len(fresh.T) < 66
+            assert shift.shape == (pairs.shape[1], 3) and not shift.any()
+    assert nl.n_builds == 1
+    assert nl.update(positions[:11], cell, pbc) and nl.all_pairs  # a new atom count
+    assert nl.update(positions[:11], np.eye(3) * 9, np.ones(3, bool))  # periodic: vesin
+    assert not nl.all_pairs and nl.n_builds == 3
+    assert nl.update(positions, cell, pbc) and nl.all_pairs  # molecule again, 12 atoms
+    larger = VerletNeighborList(cutoff=2.5, skin=0.4, all_pairs_max_atoms=11)
+    assert larger.update(positions, cell, pbc) and not larger.all_pairs
+    fresh, _ = neighbor_list(positions, cell, pbc, 2.9, full_list=False)
+    assert _pair_set(larger.pairs) == _pair_set(fresh)
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, "64", None])
+def test_all_pairs_max_atoms_must_be_a_count(bad):
+    from mlff_distiller import InputError
+
+    with pytest.raises(InputError, match=r"all_pairs_max_atoms=.*expected an integer >= 0"):
+        VerletNeighborList(cutoff=2.5, all_pairs_max_atoms=bad)
 
 
 def test_pairs_within_hands_back_the_candidates_when_none_is_pruned():

@@ -171,7 +171,8 @@ class StudentCalculator(Calculator):
             z = torch.as_tensor(numbers, device=self.device)
             inputs["species"] = self._fast_model.species(z)
             inputs["batch"] = torch.zeros(len(numbers), dtype=torch.long, device=self.device)
-            self.neighbors = VerletNeighborList(self.neighbors.cutoff, self.neighbors.skin)
+            old = self.neighbors
+            self.neighbors = VerletNeighborList(old.cutoff, old.skin, old.all_pairs_max_atoms)
         self.neighbors.update(positions, cell, pbc)
         pairs, pair_shift = self.neighbors.pairs_within(positions, cell)
         if pairs is not self._pairs_source:  # a new list (rebuilt, or pruned anew)

@@ -4,7 +4,10 @@ eager :class:`~mlff_distiller.models.forces.ForceField` in eval mode, less work 
 * :class:`VerletNeighborList` builds candidate pairs within ``cutoff + skin`` and reuses them
   until an atom has moved more than ``skin / 2`` (or the cell, pbc or atom count changed).
   Each step it keeps only the candidates now within the cutoff (:meth:`pairs_within`), so
-  the model does no work for the skin's pairs (they would contribute exactly zero).
+  the model does no work for the skin's pairs (they would contribute exactly zero). A
+  molecule of up to :data:`ALL_PAIRS_MAX_ATOMS` atoms takes every pair of its atoms as
+  candidates instead: that list never needs rebuilding, and measuring all of them costs
+  less than vesin's list and its rebuilds.
 * The fast path takes each pair once (a half list, ``pairs`` (2, P)), as the model works
   (``models.painn.edge_pairs``); :func:`edges_from_pairs` gives the full list back.
 * :class:`FastForceField` is a frozen copy of the energy model: no parameter gradients, the
@@ -45,6 +48,10 @@ from mlff_distiller.models.forces import ForceField
 from mlff_distiller.models.painn import edge_pairs
 
 DEFAULT_SKIN = 0.5  # Å, Verlet skin of the calculator's neighbour list
+# molecules (no periodic axis) up to this many atoms take every pair as candidates: measuring
+# them all and keeping those within reach costs less than vesin's list, whose Python call
+# alone costs more than the arithmetic, and its rebuilds (benchmarks/pair_list_draws.py)
+ALL_PAIRS_MAX_ATOMS = 128
 CPU_CHUNK_PAIRS = 1024  # pairs per call of a chunked batch on a CPU (ChunkedEnergyAndForces)
 
 
@@ -92,16 +99,27 @@ class VerletNeighborList:
     can have entered the cutoff unseen), or when the number of atoms, the cell or pbc
     changed.
 
+    A molecule (no periodic axis) of at most ``all_pairs_max_atoms`` atoms takes every pair
+    of its atoms as candidates (:attr:`all_pairs`): they stay valid however far the atoms
+    move, so only a change of atom count or pbc rebuilds them.
+
     Args:
         cutoff: the model's cutoff in Å.
         skin: extra shell in Å; 0 rebuilds on every move.
+        all_pairs_max_atoms: largest molecule listed by all its pairs (0: always vesin).
     """
 
-    def __init__(self, cutoff: float, skin: float = DEFAULT_SKIN) -> None:
+    def __init__(self, cutoff: float, skin: float = DEFAULT_SKIN,
+                 all_pairs_max_atoms: int = ALL_PAIRS_MAX_ATOMS) -> None:
         if not skin >= 0:
             raise InputError(f"neighbour-list skin={skin} Å (expected >= 0)")
+        if not (isinstance(all_pairs_max_atoms, int) and all_pairs_max_atoms >= 0):
+            raise InputError(f"all_pairs_max_atoms={all_pairs_max_atoms!r} (expected an "
+                             "integer >= 0; 0 lists every structure with vesin)")
         self.cutoff = float(cutoff)
         self.skin = float(skin)
+        self.all_pairs_max_atoms = all_pairs_max_atoms
+        self.all_pairs = False  # the candidates are every pair of a molecule's atoms
         self.n_builds = 0
         self.pairs = np.zeros((2, 0), dtype=np.int64)  # (2, P), each pair once
         self.pair_shift = np.zeros((0, 3))  # (P, 3) integer cell multiples
@@ -116,9 +134,15 @@ class VerletNeighborList:
         pbc = np.asarray(pbc, dtype=bool).reshape(3)
         if not self._needs_rebuild(positions, cell, pbc):
             return False
-        self.pairs, self.pair_shift = neighbor_list(
-            positions, cell, pbc, self.cutoff + self.skin, full_list=False
-        )
+        n_atoms = len(positions)
+        self.all_pairs = not pbc.any() and n_atoms <= self.all_pairs_max_atoms
+        if self.all_pairs:
+            self.pairs = np.stack(np.triu_indices(n_atoms, 1)).astype(np.int64, copy=False)
+            self.pair_shift = np.zeros((self.pairs.shape[1], 3))
+        else:
+            self.pairs, self.pair_shift = neighbor_list(
+                positions, cell, pbc, self.cutoff + self.skin, full_list=False
+            )
         self._positions, self._cell, self._pbc = positions.copy(), cell.copy(), pbc.copy()
         self.n_builds += 1
         return True
@@ -144,18 +168,23 @@ class VerletNeighborList:
         When every candidate is within the cutoff the candidate arrays themselves are
         returned (the same objects as last time, until the next rebuild), so a caller may
         reuse what it derived from them."""
-        if self.skin == 0 or self.pairs.shape[1] == 0:
+        if (self.skin == 0 and not self.all_pairs) or self.pairs.shape[1] == 0:
             return self.pairs, self.pair_shift
         if squared_lengths is None:
             squared_lengths = self.squared_lengths(positions, cell)
         keep = squared_lengths < (self.cutoff + min(margin, self.skin)) ** 2
         if keep.all():
             return self.pairs, self.pair_shift
-        return np.compress(keep, self.pairs, axis=1), np.compress(keep, self.pair_shift, axis=0)
+        pairs = np.compress(keep, self.pairs, axis=1)
+        if not self._pbc.any():  # a molecule's shifts are all zero: a view of them will do
+            return pairs, self.pair_shift[: pairs.shape[1]]
+        return pairs, np.compress(keep, self.pair_shift, axis=0)
 
     def _needs_rebuild(self, positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray) -> bool:
         if self._positions is None or positions.shape != self._positions.shape:
             return True
+        if self.all_pairs:  # every pair is a candidate whatever the positions and cell
+            return not same_bytes(pbc, self._pbc)
         if not (same_bytes(cell, self._cell) and same_bytes(pbc, self._pbc)):
             return True
         return largest_squared_displacement(positions, self._positions) > (0.5 * self.skin) ** 2
@@ -464,6 +493,7 @@ def edges_from_pairs(pairs: np.ndarray, pair_shift: np.ndarray
 
 
 __all__ = [
+    "ALL_PAIRS_MAX_ATOMS",
     "CPU_CHUNK_PAIRS",
     "DEFAULT_SKIN",
     "ChunkedEnergyAndForces",
