@@ -161,6 +161,32 @@ def test_changes_made_between_steps_are_followed():
     assert dyn.fast_steps == 60
 
 
+def test_masses_and_elements_changed_between_steps_are_followed():
+    """The fast step looks the masses up once from the numbers: an observer that gives the
+    atoms masses of their own (deuterium, then heavier) and later turns a hydrogen into
+    nitrogen must still give ASE's trajectory, masses included."""
+
+    def meddle(atoms, step):
+        if step == 5:
+            masses = atoms.get_masses()
+            masses[atoms.numbers == 1] = 2.014
+            atoms.set_masses(masses)
+        elif step == 12:
+            atoms.arrays["masses"][0] *= 1.5  # in place, as ASE's set_masses also writes
+        elif step == 20:
+            del atoms.arrays["masses"]  # back to the elements' masses
+        elif step == 27:
+            atoms.numbers[np.flatnonzero(atoms.numbers == 1)[0]] = 7
+
+    model = perturbed_student("tiny").double().eval()
+    ase_frames, _ = _trajectory(VelocityVerlet, _hot_ether(), StudentCalculator(model), 40,
+                                every=meddle)
+    ours, dyn = _trajectory(StudentVerlet, _hot_ether(), StudentCalculator(model), 40,
+                            every=meddle)
+    assert _largest_difference(ase_frames, ours) < 1e-9
+    assert dyn.fast_steps == 40
+
+
 def test_weights_changed_between_runs_are_used():
     model = perturbed_student("tiny").float().eval()
     atoms = _hot_ether()

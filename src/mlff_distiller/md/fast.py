@@ -305,13 +305,21 @@ class CompiledEnergyAndForces:
         if n_structures != 1 or positions.shape[0] < 2 or pairs.shape[1] < 1:
             return self.fast(positions, species, pairs, shift_vectors, batch, n_structures)
         periodic = shift_vectors is not None
-        if periodic not in self._programs:
-            self._programs[periodic] = self._compile(periodic, positions)
         args = [positions, species, pairs, shift_vectors] if periodic else [
             positions, species, pairs]
         # compiled for contiguous inputs (a masked numpy pair list may be column-major)
-        energy, forces = self._programs[periodic]([a.contiguous() for a in args])
+        energy, forces = self.program(periodic, positions)([a.contiguous() for a in args])
         return energy, forces
+
+    def program(self, periodic: bool, like: Tensor) -> Callable[[list[Tensor]], list[Tensor]]:
+        """The compiled program itself (built or loaded on first use), for a caller that
+        checks its inputs once and then calls it every MD step: [positions (N, 3), species
+        (N,), pairs (2, P)] plus shift_vectors (P, 3) when ``periodic``, all contiguous, on
+        ``like``'s device and dtype, N >= 2 and P >= 1 -> [energy (1,) eV, forces (N, 3)
+        eV/Å]."""
+        if periodic not in self._programs:
+            self._programs[periodic] = self._compile(periodic, like)
+        return self._programs[periodic]
 
     def _compile(self, periodic: bool, like: Tensor) -> Callable[[list[Tensor]], list[Tensor]]:
         from torch._inductor import aoti_load_package

@@ -36,12 +36,13 @@ import time
 
 import numpy as np
 import torch
+from ase.data import atomic_masses
 from ase.md.verlet import VelocityVerlet
 
 from mlff_distiller.errors import InputError
 from mlff_distiller.md.analysis import largest_squared_displacement
 from mlff_distiller.md.calculator import StudentCalculator
-from mlff_distiller.md.fast import same_bytes
+from mlff_distiller.md.fast import CompiledEnergyAndForces, same_bytes
 
 DEFAULT_MARGIN = 0.2  # Å beyond the cutoff kept in a margin pair list
 # pruning takes over when the margin's extra pairs are estimated to cost more than this per
@@ -94,6 +95,8 @@ class StudentSteps:
             return None
         state = self._state
         if not (self._checked and state is not None and state.current(atoms)):
+            if state is not None:
+                state.masses = None  # the numbers may have changed
             if calc._weights_version() != calc._built_from:
                 calc.reset()  # its results are those of the old weights
             if calc.atoms is None or "forces" not in calc.results or calc.check_state(atoms):
@@ -149,7 +152,7 @@ class StudentVerlet(StudentSteps, VelocityVerlet):
         arrays, calc = atoms.arrays, atoms.calc
         # ASE's VelocityVerlet.step, operation for operation
         momenta = arrays["momenta"] + 0.5 * dt * calc.results["forces"]
-        positions = arrays["positions"] + dt * momenta / atoms.get_masses()[:, None]
+        positions = arrays["positions"] + dt * momenta / state.masses_column(atoms)
         if not np.isfinite(positions).all():  # the calculator names them, as in ASE's step
             state.forget()
             np.copyto(arrays["positions"], positions)
@@ -199,6 +202,11 @@ class _PairList:
         self._positions_buffer: tuple[torch.Tensor, np.ndarray] | None = None
         self._student_s = 0.0  # running mean of the student's time per step
         self._written: tuple[dict, np.ndarray] | None = None  # results, positions
+        # (n, 1) amu from the numbers (None: not yet, or atoms with masses of their own)
+        self.masses: np.ndarray | None = None
+        # the compiled program called directly, its inputs checked once per pair list
+        # (None: call self.fn, which checks them every call)
+        self._program = None
 
     def current(self, atoms) -> bool:
         """True when ``atoms`` and the calculator are as the last step left them: the
@@ -243,11 +251,29 @@ class _PairList:
         if pairs is not self._pairs_source:  # the candidates themselves come back as is
             calc = self.calc
             self._pairs_source = pairs
-            self.pairs = torch.as_tensor(pairs, device=calc.device)
+            self.pairs = torch.as_tensor(pairs, device=calc.device).contiguous()
             self.shift_vectors = (
                 torch.as_tensor(pair_shift @ atoms.cell.array, dtype=calc.dtype,
                                 device=calc.device)
                 if atoms.pbc.any() else None)
+            self._program = None
+            fn = self.fn
+            # what CompiledEnergyAndForces checks every call, checked once per list
+            if (isinstance(fn, CompiledEnergyAndForces) and calc.device.type == "cpu"
+                    and len(atoms) >= 2 and pairs.shape[1] >= 1):
+                like = torch.empty(0, dtype=calc.dtype)
+                self._program = fn.program(self.shift_vectors is not None, like)
+
+    def masses_column(self, atoms) -> np.ndarray:
+        """``atoms.get_masses()[:, None]`` (n, 1) amu. Without masses of their own, the
+        atoms' masses follow their numbers, which :meth:`current` checks every step, so
+        they are looked up once."""
+        arrays = atoms.arrays
+        if "masses" in arrays:
+            return arrays["masses"][:, None]
+        if self.masses is None:
+            self.masses = atomic_masses[arrays["numbers"]][:, None]
+        return self.masses
 
     def _student_positions(self, positions: np.ndarray) -> torch.Tensor:
         """``positions`` (n, 3) Å as the student's input: on a CPU in float32, cast into
@@ -276,8 +302,16 @@ class _PairList:
         self.update(positions, atoms, counts)
         inputs = calc._inputs
         start = time.perf_counter()
-        energy, forces = self.fn(self._student_positions(positions), inputs["species"],
-                                 self.pairs, self.shift_vectors, inputs["batch"], 1)
+        if self._program is None:
+            energy, forces = self.fn(self._student_positions(positions), inputs["species"],
+                                     self.pairs, self.shift_vectors, inputs["batch"], 1)
+        elif self.shift_vectors is None:
+            energy, forces = self._program([self._student_positions(positions),
+                                            inputs["species"], self.pairs])
+        else:
+            energy, forces = self._program([self._student_positions(positions),
+                                            inputs["species"], self.pairs,
+                                            self.shift_vectors])
         # energy (1,) and forces (N, 3) come without autograd history: .item() and numpy()
         # are one call each where detach()[0].item() and detach().cpu().numpy() were four
         # (4.5 us more per step, warm, 9-20 atoms)
