@@ -4,7 +4,8 @@ budget and speed per compiled MD step against `original`; JSON out.
 Variants (``--variants``, names from :data:`VARIANTS`): changes to the prototype's `tiny`
 (F=64, 2 interactions, 12 RBF, a radial filter per interaction, 5 Å), e.g. ``shared`` (one
 radial filter for both interactions) or ``shared-c4`` (that and a 4 Å cutoff, about 2/3 of
-the pairs of a drug-sized molecule; the `tiny` preset since session 11).
+the pairs of a drug-sized molecule; the `tiny` preset since session 11), ``one-c4`` and
+``one-c5`` (a single interaction of F=88 at 4 or 5 Å, tiny's parameter budget).
 
 Stages (each resumable: a trained variant and seed is not retrained):
 
@@ -41,6 +42,10 @@ VARIANTS: dict[str, dict] = {
     "shared": {"shared_filters": True},
     "c4": {"cutoff": 4.0},
     "shared-c4": {"shared_filters": True, "cutoff": 4.0},
+    # one interaction of F=88 and 20 RBF (76,605 parameters, tiny's budget): half the matrix
+    # products per call, so fixed per-call costs weigh less on small molecules
+    "one-c4": {"hidden": 88, "n_interactions": 1, "n_rbf": 20, "cutoff": 4.0},
+    "one-c5": {"hidden": 88, "n_interactions": 1, "n_rbf": 20, "cutoff": 5.0},
 }
 
 
@@ -48,7 +53,7 @@ def variant_config(variant: str):
     """The PaiNNConfig of ``variant`` (the prototype's tiny with the variant's changes)."""
     from mlff_distiller.models.painn import PaiNNConfig
 
-    return PaiNNConfig(**PROTOTYPE_TINY, **VARIANTS[variant])
+    return PaiNNConfig(**{**PROTOTYPE_TINY, **VARIANTS[variant]})
 
 
 def train_one(work: Path, dataset: Path, variant: str, seed: int, budget: float) -> dict:
