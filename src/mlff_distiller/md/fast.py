@@ -86,6 +86,18 @@ def tune_allocator() -> bool:
     return _ALLOCATOR_TUNED
 
 
+def pair_squared_lengths(positions: np.ndarray, pairs: np.ndarray,
+                         shift_vectors: np.ndarray | None) -> np.ndarray:
+    """|r_j - r_i + shift|^2 (P,) Å^2 of ``pairs`` (2, P) at ``positions`` (n, 3) Å;
+    ``shift_vectors`` (P, 3) Å are the pairs' cell shifts (None: a molecule)."""
+    i, j = pairs
+    vectors = np.take(positions, j, axis=0)
+    vectors -= np.take(positions, i, axis=0)
+    if shift_vectors is not None:
+        vectors += shift_vectors
+    return np.einsum("pk,pk->p", vectors, vectors)
+
+
 def same_bytes(a: np.ndarray, b: np.ndarray) -> bool:
     """True when the arrays have the same shape, dtype and bytes (NaN equals itself; 0.0
     and -0.0 differ): a cheap exact change test for small per-step arrays."""
@@ -150,12 +162,9 @@ class VerletNeighborList:
     def squared_lengths(self, positions: np.ndarray, cell: np.ndarray) -> np.ndarray:
         """|r_j - r_i + S @ cell|^2 (P,) Å^2 of the candidate pairs at ``positions`` (n, 3)
         Å and ``cell`` (3, 3) Å, after :meth:`update`."""
-        i, j = self.pairs
-        vectors = np.take(positions, j, axis=0)
-        vectors -= np.take(positions, i, axis=0)
-        if self._pbc is not None and self._pbc.any():
-            vectors += self.pair_shift @ cell
-        return np.einsum("pk,pk->p", vectors, vectors)
+        periodic = self._pbc is not None and bool(self._pbc.any())
+        return pair_squared_lengths(positions, self.pairs,
+                                    self.pair_shift @ cell if periodic else None)
 
     def pairs_within(self, positions: np.ndarray, cell: np.ndarray, margin: float = 0.0,
                      squared_lengths: np.ndarray | None = None
@@ -510,6 +519,7 @@ __all__ = [
     "VerletNeighborList",
     "chunk_pairs_for",
     "edges_from_pairs",
+    "pair_squared_lengths",
     "export_one_structure",
     "fast_arguments",
     "same_bytes",
