@@ -143,6 +143,17 @@ def test_forces_equal_a_fresh_neighbour_list_every_step():
     assert calc.neighbors.n_builds > 10  # the small skin made vesin's list rebuild
 
 
+def _assert_followed_like_ase(meddle, steps: int) -> None:
+    """StudentVerlet with the observer ``meddle`` gives ASE's trajectory, every step fast."""
+    model = perturbed_student("tiny").double().eval()
+    ase_frames, _ = _trajectory(VelocityVerlet, _hot_ether(), StudentCalculator(model), steps,
+                                every=meddle)
+    ours, dyn = _trajectory(StudentVerlet, _hot_ether(), StudentCalculator(model), steps,
+                            every=meddle)
+    assert _largest_difference(ase_frames, ours) < 1e-9
+    assert dyn.fast_steps == steps
+
+
 def test_changes_made_between_steps_are_followed():
     """An observer that moves an atom and rescales the momenta every 7 steps: the fast
     path notices and follows the same trajectory as ASE's step."""
@@ -152,13 +163,7 @@ def test_changes_made_between_steps_are_followed():
             atoms.positions[0] += 0.05
             atoms.set_momenta(0.9 * atoms.get_momenta())
 
-    model = perturbed_student("tiny").double().eval()
-    ase_frames, _ = _trajectory(VelocityVerlet, _hot_ether(), StudentCalculator(model), 60,
-                                every=meddle)
-    ours, dyn = _trajectory(StudentVerlet, _hot_ether(), StudentCalculator(model), 60,
-                            every=meddle)
-    assert _largest_difference(ase_frames, ours) < 1e-9
-    assert dyn.fast_steps == 60
+    _assert_followed_like_ase(meddle, 60)
 
 
 def test_masses_and_elements_changed_between_steps_are_followed():
@@ -178,13 +183,7 @@ def test_masses_and_elements_changed_between_steps_are_followed():
         elif step == 27:
             atoms.numbers[np.flatnonzero(atoms.numbers == 1)[0]] = 7
 
-    model = perturbed_student("tiny").double().eval()
-    ase_frames, _ = _trajectory(VelocityVerlet, _hot_ether(), StudentCalculator(model), 40,
-                                every=meddle)
-    ours, dyn = _trajectory(StudentVerlet, _hot_ether(), StudentCalculator(model), 40,
-                            every=meddle)
-    assert _largest_difference(ase_frames, ours) < 1e-9
-    assert dyn.fast_steps == 40
+    _assert_followed_like_ase(meddle, 40)
 
 
 def test_weights_changed_between_runs_are_used():
