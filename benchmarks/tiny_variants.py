@@ -5,8 +5,7 @@ Variants (``--variants``, names from :data:`VARIANTS`): changes to the prototype
 (F=64, 2 interactions, 12 RBF, a radial filter per interaction, 5 Å), e.g. ``shared`` (one
 radial filter for both interactions) or ``shared-c4`` (that and a 4 Å cutoff, about 2/3 of
 the pairs of a drug-sized molecule; the `tiny` preset since session 11), ``one-c4`` and
-``one-c5`` (a single interaction of F=88 at 4 or 5 Å, tiny's parameter budget); and for
-`ultra-tiny`, ``ultra-tiny`` (the preset) against ``ultra-one-c4`` and ``ultra-one-c5``.
+``one-c5`` (a single interaction of F=88 at 4 or 5 Å, tiny's parameter budget).
 
 Stages (each resumable: a trained variant and seed is not retrained):
 
@@ -47,11 +46,6 @@ VARIANTS: dict[str, dict] = {
     # products per call, so fixed per-call costs weigh less on small molecules
     "one-c4": {"hidden": 88, "n_interactions": 1, "n_rbf": 20, "cutoff": 4.0},
     "one-c5": {"hidden": 88, "n_interactions": 1, "n_rbf": 20, "cutoff": 5.0},
-    # the same question for `ultra-tiny` (F=32, 2 interactions, 10 RBF, 5 Å; 20,769
-    # parameters): one interaction of F=44 and 16 RBF (20,351 parameters)
-    "ultra-tiny": {"hidden": 32, "n_interactions": 2, "n_rbf": 10, "cutoff": 5.0},
-    "ultra-one-c4": {"hidden": 44, "n_interactions": 1, "n_rbf": 16, "cutoff": 4.0},
-    "ultra-one-c5": {"hidden": 44, "n_interactions": 1, "n_rbf": 16, "cutoff": 5.0},
 }
 
 
