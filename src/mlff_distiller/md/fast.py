@@ -50,7 +50,11 @@ from mlff_distiller.models.painn import edge_pairs
 DEFAULT_SKIN = 0.5  # Å, Verlet skin of the calculator's neighbour list
 # molecules (no periodic axis) up to this many atoms take every pair as candidates: measuring
 # them all and keeping those within reach costs less than vesin's list, whose Python call
-# alone costs more than the arithmetic, and its rebuilds (benchmarks/pair_list_draws.py)
+# alone costs more than the arithmetic, and its rebuilds. benchmarks/pair_list_draws.py, 2
+# cores, right after a compiled program call as in MD: a draw from all pairs 23 / 29 / 39 /
+# 67 us at 9 / 20 / 40 / 76 atoms, from vesin's candidates 29 / 35 / 38 / 47 us plus a
+# rebuild of 114-173 us every few draws; per draw, all pairs cost 0.34-0.64x as much at
+# 9-76 atoms, 0.90x on a 128-atom cluster and 1.12x at 160
 ALL_PAIRS_MAX_ATOMS = 128
 CPU_CHUNK_PAIRS = 1024  # pairs per call of a chunked batch on a CPU (ChunkedEnergyAndForces)
 
