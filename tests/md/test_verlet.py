@@ -252,3 +252,25 @@ def test_exploding_positions_are_the_calculators_input_error():
     atoms.calc = StudentCalculator(model)
     with pytest.raises(InputError, match="NaN or inf"):
         StudentVerlet(atoms, timestep=0.5 * units.fs).run(2)
+
+
+@pytest.mark.parametrize("prune", [False, True])
+def test_cell_changed_between_steps_is_followed(prune):
+    """An observer that squeezes the periodic cell a little every 15 steps, atoms left in
+    place (no atom moves, so no displacement check can notice): the fast path's pairs and
+    cell shifts must follow the new cell for the trajectory to stay ASE's."""
+
+    def squeeze(atoms, step):
+        if step % 15 == 7:
+            atoms.set_cell(atoms.cell.array * 0.995, scale_atoms=False)
+
+    model = perturbed_student("tiny").double().eval()
+    atoms = bulk("Si", "diamond", a=5.43) * (2, 1, 1)
+    atoms.rattle(0.05, seed=0)
+    maxwell_boltzmann(atoms, 600.0, np.random.default_rng(0))
+    ase_frames, _ = _trajectory(VelocityVerlet, atoms, StudentCalculator(model), 50,
+                                every=squeeze)
+    ours, dyn = _trajectory(StudentVerlet, atoms, StudentCalculator(model), 50,
+                            every=squeeze, prune=prune)
+    assert _largest_difference(ase_frames, ours) < 1e-9
+    assert dyn.fast_steps == 50

@@ -98,8 +98,6 @@ class StudentSteps:
             return None
         state = self._state
         if not (self._checked and state is not None and state.current(atoms)):
-            if state is not None:
-                state.masses = None  # the numbers may have changed
             if calc._weights_version() != calc._built_from:
                 calc.reset()  # its results are those of the old weights
             if calc.atoms is None or "forces" not in calc.results or calc.check_state(atoms):
@@ -107,7 +105,8 @@ class StudentSteps:
                 state = None
             if "momenta" not in atoms.arrays:
                 atoms.set_momenta(np.zeros((len(atoms), 3)))
-            if state is None or state.calc is not calc or state.fn is not calc._fast_fn:
+            if (state is None or state.calc is not calc or state.fn is not calc._fast_fn
+                    or not state.made_for(atoms)):  # a new cell's shifts need a new list
                 state = self._state = _PairList(calc, atoms,
                                                 min(self.margin, calc.neighbors.skin), self.prune)
             self._checked = True
@@ -215,16 +214,20 @@ class _PairList:
         # (None: call self.fn, which checks them every call)
         self._program = None
 
+    def made_for(self, atoms) -> bool:
+        """True when ``atoms`` have the numbers, cell and pbc this list was made for."""
+        numbers, cell, pbc = self.structure
+        return (same_bytes(atoms.arrays["numbers"], numbers)
+                and same_bytes(atoms.cell.array, cell) and same_bytes(atoms.pbc, pbc))
+
     def current(self, atoms) -> bool:
         """True when ``atoms`` and the calculator are as the last step left them: the
         calculator's results are then those of ``atoms``' positions."""
         if self._written is None or atoms.calc is not self.calc:
             return False
         results, positions = self._written
-        numbers, cell, pbc = self.structure
         return (self.calc.results is results and same_bytes(atoms.arrays["positions"], positions)
-                and same_bytes(atoms.arrays["numbers"], numbers)
-                and same_bytes(atoms.cell.array, cell) and same_bytes(atoms.pbc, pbc))
+                and self.made_for(atoms))
 
     def update(self, positions: np.ndarray, atoms, counts: StudentSteps) -> None:
         """Make ``self.pairs`` hold every pair within the cutoff at ``positions`` (n, 3) Å."""
