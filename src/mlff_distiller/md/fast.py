@@ -102,6 +102,19 @@ def pair_squared_lengths(positions: np.ndarray, pairs: np.ndarray,
     return np.einsum("pk,pk->p", vectors, vectors)
 
 
+def kept_pairs(keep: np.ndarray, pairs: np.ndarray, pair_shift: np.ndarray, periodic: bool
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs (2, P) and their cell shifts (P, 3) where ``keep`` (P,) is True: the arrays
+    themselves when every pair is kept (so a caller may reuse what it derived from them),
+    and for a molecule (shifts all zero) a view of its shifts."""
+    if keep.all():
+        return pairs, pair_shift
+    kept = np.compress(keep, pairs, axis=1)
+    if not periodic:
+        return kept, pair_shift[: kept.shape[1]]
+    return kept, np.compress(keep, pair_shift, axis=0)
+
+
 def same_bytes(a: np.ndarray, b: np.ndarray) -> bool:
     """True when the arrays have the same shape, dtype and bytes (NaN equals itself; 0.0
     and -0.0 differ): a cheap exact change test for small per-step arrays."""
@@ -186,12 +199,7 @@ class VerletNeighborList:
         if squared_lengths is None:
             squared_lengths = self.squared_lengths(positions, cell)
         keep = squared_lengths < (self.cutoff + min(margin, self.skin)) ** 2
-        if keep.all():
-            return self.pairs, self.pair_shift
-        pairs = np.compress(keep, self.pairs, axis=1)
-        if not self._pbc.any():  # a molecule's shifts are all zero: a view of them will do
-            return pairs, self.pair_shift[: pairs.shape[1]]
-        return pairs, np.compress(keep, self.pair_shift, axis=0)
+        return kept_pairs(keep, self.pairs, self.pair_shift, bool(self._pbc.any()))
 
     def _needs_rebuild(self, positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray) -> bool:
         if self._positions is None or positions.shape != self._positions.shape:
@@ -526,6 +534,7 @@ __all__ = [
     "pair_squared_lengths",
     "export_one_structure",
     "fast_arguments",
+    "kept_pairs",
     "same_bytes",
     "tune_allocator",
 ]

@@ -43,7 +43,12 @@ from ase.md.verlet import VelocityVerlet
 from mlff_distiller.errors import InputError
 from mlff_distiller.md.analysis import largest_squared_displacement
 from mlff_distiller.md.calculator import StudentCalculator
-from mlff_distiller.md.fast import CompiledEnergyAndForces, pair_squared_lengths, same_bytes
+from mlff_distiller.md.fast import (
+    CompiledEnergyAndForces,
+    kept_pairs,
+    pair_squared_lengths,
+    same_bytes,
+)
 
 DEFAULT_MARGIN = 0.2  # Å beyond the cutoff kept in a margin pair list
 # pruning takes over when the margin's extra pairs are estimated to cost more than this per
@@ -210,8 +215,13 @@ class _PairList:
         self._written: tuple[dict, np.ndarray] | None = None  # results, positions
         # (n, 1) amu from the numbers (None: not yet, or atoms with masses of their own)
         self.masses: np.ndarray | None = None
-        # the compiled program called directly, its inputs checked once per pair list
-        # (None: call self.fn, which checks them every call)
+        self._periodic = bool(atoms.pbc.any())  # numbers, cell and pbc are fixed for a list
+        # the compiled program called directly when the inputs fit it, checked once per
+        # structure (atoms, device) and once per pair list (pairs); None: call self.fn,
+        # which checks them every call
+        self._compiled_ok = (isinstance(self.fn, CompiledEnergyAndForces)
+                             and calc.device.type == "cpu" and len(atoms) >= 2)
+        self._compiled = None  # the program, looked up at the first list that fits it
         self._program = None
 
     def made_for(self, atoms) -> bool:
@@ -239,10 +249,7 @@ class _PairList:
         elif self.prune:  # the margin list still holds them: keep those within the cutoff
             pairs, pair_shift, shift_vectors = self._margin_list
             keep = pair_squared_lengths(positions, pairs, shift_vectors) < self._cutoff_squared
-            if not keep.all():
-                pairs = np.compress(keep, pairs, axis=1)
-                pair_shift = np.compress(keep, pair_shift, axis=0)
-            self._set_pairs(pairs, pair_shift, atoms)
+            self._set_pairs(*kept_pairs(keep, pairs, pair_shift, self._periodic), atoms)
 
     def _draw(self, positions: np.ndarray, atoms, counts: StudentSteps) -> None:
         """Draw the margin list from the calculator's Verlet list, and hand the student its
@@ -257,15 +264,14 @@ class _PairList:
             extra_share = 1.0 - n_within / max(pairs.shape[1], 1)
             if extra_share * self._student_s > PRUNE_ABOVE_S:
                 self.prune = True
-        periodic = bool(atoms.pbc.any())
-        self._margin_list = (pairs, pair_shift, pair_shift @ cell if periodic else None)
+        self._margin_list = (pairs, pair_shift, pair_shift @ cell if self._periodic else None)
         self.reference = positions.copy()
         if self.prune:
             self._set_pairs(*neighbors.pairs_within(positions, cell, 0.0, lengths), atoms)
             return
         self._set_pairs(pairs, pair_shift, atoms)
         n_atoms = len(positions)
-        self.complete = not periodic and pairs.shape[1] == n_atoms * (n_atoms - 1) // 2
+        self.complete = not self._periodic and pairs.shape[1] == n_atoms * (n_atoms - 1) // 2
 
     def _set_pairs(self, pairs: np.ndarray, pair_shift: np.ndarray, atoms) -> None:
         """Pairs (2, P) and their cell shifts (P, 3) as the student's inputs."""
@@ -276,14 +282,13 @@ class _PairList:
             self.shift_vectors = (
                 torch.as_tensor(pair_shift @ atoms.cell.array, dtype=calc.dtype,
                                 device=calc.device)
-                if atoms.pbc.any() else None)
+                if self._periodic else None)
             self._program = None
-            fn = self.fn
-            # what CompiledEnergyAndForces checks every call, checked once per list
-            if (isinstance(fn, CompiledEnergyAndForces) and calc.device.type == "cpu"
-                    and len(atoms) >= 2 and pairs.shape[1] >= 1):
-                like = torch.empty(0, dtype=calc.dtype)
-                self._program = fn.program(self.shift_vectors is not None, like)
+            if self._compiled_ok and pairs.shape[1] >= 1:
+                if self._compiled is None:
+                    like = torch.empty(0, dtype=calc.dtype)
+                    self._compiled = self.fn.program(self._periodic, like)
+                self._program = self._compiled
 
     def masses_column(self, atoms) -> np.ndarray:
         """``atoms.get_masses()[:, None]`` (n, 1) amu. Without masses of their own, the
