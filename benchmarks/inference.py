@@ -45,7 +45,7 @@ declared deps would pull another torch):
         fasteners==0.20 tqdm==4.70.1 pytorch-lightning==2.6.6 lightning-utilities==0.15.3 \
         torchmetrics==1.9.0 PyYAML==6.0.3 h5py==3.16.0 omegaconf==2.4.0 torch-ema==0.3
 
-Run (about 10 minutes on 2 cores):
+Run (about 12 minutes on 2 cores):
 
     .venv/bin/python benchmarks/inference.py --out runs/bench/inference.json
 
@@ -100,10 +100,11 @@ def rattled_calls(atoms, calc):
     return call
 
 
-def md_step_call(atoms, calc, ase_verlet: bool = False):
+def md_step_call(atoms, calc, ase_verlet: bool = False, prune: bool | None = None):
     """NVE steps from a 300 K start, one per call (``steps`` per call, in one ``run`` as an
     MD run makes them): ``StudentVerlet`` (the MD runner's integrator; ASE's step for other
-    calculators), or ASE's ``VelocityVerlet``."""
+    calculators) with its ``prune`` setting, or ASE's ``VelocityVerlet``. The call's ``dyn``
+    is the integrator."""
     from ase import units
     from ase.md.verlet import VelocityVerlet
 
@@ -113,8 +114,16 @@ def md_step_call(atoms, calc, ase_verlet: bool = False):
     atoms = atoms.copy()
     maxwell_boltzmann(atoms, 300.0, np.random.default_rng(0))
     atoms.calc = calc
-    dyn = (VelocityVerlet if ase_verlet else StudentVerlet)(atoms, timestep=0.5 * units.fs)
-    return lambda steps=1: dyn.run(steps)
+    if ase_verlet:
+        dyn = VelocityVerlet(atoms, timestep=0.5 * units.fs)
+    else:
+        dyn = StudentVerlet(atoms, timestep=0.5 * units.fs, prune=prune)
+
+    def call(steps: int = 1):
+        dyn.run(steps)
+
+    call.dyn = dyn
+    return call
 
 
 STUDENT_FILES: dict[str, str] = {}  # preset -> checkpoint timed instead of the zoo's (--student)
@@ -226,8 +235,11 @@ def presets_head_to_head(mols, md_calcs: dict, rounds: int, block: int) -> list[
     (``md_step_ms``) and with ASE's ``VelocityVerlet`` (``ase_md_step_ms``), each on its own
     compiled calculator, the presets in turn. A block keeps one model's weights in the
     caches, as a real MD run does (calls alternating one by one let ``original``'s 1.8 MB
-    of weights evict ``tiny``'s 0.3 MB from the 1 MiB L2 before each call); alternating
-    blocks share the machine's drift.
+    of weights evict ``tiny``'s 0.3 MB from the 2 MiB L2 before each call); alternating
+    blocks share the machine's drift. The first steps of each block refill the caches,
+    which a real run does once: ``tiny`` at 20 atoms, 1 thread, took 288 / 257 / 247 µs per
+    step in blocks of 40 / 200 / 400 (one process, session 23), and 258-261 µs alone in
+    runs of 1 to 400 steps; hence blocks of 400 by default.
     Per round, ``original``'s ms per step over each preset's (``x_original_...``, and
     ``x_original_best_integrator_...`` with each preset on its faster integrator that
     round); medians over rounds, at 1 and 2 threads."""
@@ -471,7 +483,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/bench/inference.json")
     parser.add_argument("--repeats", type=int, default=15)
-    parser.add_argument("--block", type=int, default=40,
+    parser.add_argument("--block", type=int, default=400,
                         help="MD steps per preset per round in the presets' head to head")
     parser.add_argument("--compile", default=",".join(PRESETS),
                         help="presets to also time compiled (compile=True; '' for none)")

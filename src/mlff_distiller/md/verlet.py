@@ -53,10 +53,12 @@ from mlff_distiller.md.fast import (
 DEFAULT_MARGIN = 0.2  # Å beyond the cutoff kept in a margin pair list
 # pruning takes over when the margin's extra pairs are estimated to cost more than this per
 # step. The estimate (their share of the list x the student's time per step) overstates
-# them, since part of that time does not grow with the pairs; measured on 9-76-atom
-# molecules, pruning paid for `original` from about 40 atoms and for `tiny` at 76. That was
-# when pruning measured every candidate of the calculator's list; it now measures only the
-# margin list's pairs, which is cheaper, and the limit has not been measured again
+# them, since part of that time does not grow with the pairs. benchmarks/md_pair_pruning.py
+# (three runs, demo-trained students, 1 thread), pruning every step against keeping the
+# margin list: `original` 1.02-1.03x faster at 40 atoms, 0.98-1.00x at 20 and 0.99-1.04x at
+# 76 (estimates 23-42, 138-164 and 374-494 us); `tiny` 0.82-0.87x at 20 atoms, 0.93-0.97x
+# at 40 and 0.99-1.01x at 76 (estimates 8-11, 29-36 and 72-95 us). The limit keeps pruning
+# from the cases where it costs, and the rest are within 4% either way
 PRUNE_ABOVE_S = 80e-6
 
 

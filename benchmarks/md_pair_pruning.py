@@ -1,0 +1,116 @@
+"""What ``StudentVerlet``'s pair-list pruning pays, and where ``PRUNE_ABOVE_S`` puts it; JSON
+out.
+
+Per preset (zoo students, or ``--student PRESET=PATH`` as in ``inference.py``) and molecule
+(9/20/40/76 atoms, 300 K NVE, 0.5 fs, compiled, 1 thread), three ``StudentVerlet`` runs on
+their own calculators, alternating in blocks of ``--block`` steps (medians over
+``--rounds`` rounds, the first round a warm-up):
+
+  margin_us   ``prune=False``: the student gets the margin list (pairs within cutoff +
+              margin when it was drawn), redrawn as atoms move
+  prune_us    ``prune=True``: every step, only the margin list's pairs now within the cutoff
+  auto_us     ``prune=None`` (the default): starts with the margin list and prunes from the
+              first redraw where the estimated cost of the margin's extra pairs (their share
+              of the list x the student's time per step) exceeds ``PRUNE_ABOVE_S``
+
+and per case the estimate the rule compares (``estimate_us``, from the margin run at its
+end), what the default chose (``auto_pruned``), and ``margin_over_prune`` (> 1: pruning is
+faster). A limit is right when the cases with ``margin_over_prune`` > 1 are those whose
+estimate exceeds it.
+
+Usage: .venv/bin/python benchmarks/md_pair_pruning.py [--student tiny=PATH] --out FILE
+Never asserts on time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+MODES = {"margin": False, "prune": True, "auto": None}
+
+
+def rule_estimate_us(dyn) -> float:
+    """The pruning rule's estimate (µs) for ``dyn``'s margin list at the current positions:
+    the share of its pairs beyond the cutoff times the student's time per step."""
+    from mlff_distiller.md.fast import pair_squared_lengths
+
+    state = dyn._state
+    pairs, _, shift_vectors = state._margin_list
+    lengths = pair_squared_lengths(dyn.atoms.positions, pairs, shift_vectors)
+    extra_share = 1.0 - float((lengths < state._cutoff_squared).sum()) / max(pairs.shape[1], 1)
+    return 1e6 * extra_share * state._student_s
+
+
+def measure(presets: list[str], rounds: int, block: int) -> list[dict]:
+    import inference as inf
+    import torch
+
+    from mlff_distiller import StudentCalculator
+    from mlff_distiller.md.verlet import PRUNE_ABOVE_S
+    from mlff_distiller.structures.sources import embed_conformers
+
+    torch.set_num_threads(1)
+    models = {p: inf.student_model(p) for p in presets}
+    out = []
+    for n, smiles in inf.MOLECULES.items():
+        atoms = embed_conformers(smiles, 1, seed=0)[0]
+        calls = {(p, mode): inf.md_step_call(atoms, StudentCalculator(models[p], compile=True),
+                                            prune=prune)
+                 for p in presets for mode, prune in MODES.items()}
+        times = {key: [] for key in calls}
+        draws = {key: 0 for key in calls}
+        for r in range(rounds + 1):  # the first round warms up
+            for key, call in calls.items():
+                call()
+                before = call.dyn.list_draws
+                t0 = time.perf_counter()
+                call(block)
+                times[key].append((time.perf_counter() - t0) / block)
+                if r:
+                    draws[key] += call.dyn.list_draws - before
+        for p in presets:
+            us = {mode: 1e6 * statistics.median(times[(p, mode)][1:]) for mode in MODES}
+            margin_dyn = calls[(p, "margin")].dyn
+            row = {"preset": p, "n_atoms": n,
+                   **{f"{mode}_us": round(v, 1) for mode, v in us.items()},
+                   "margin_over_prune": round(us["margin"] / us["prune"], 3),
+                   "estimate_us": round(rule_estimate_us(margin_dyn), 1),
+                   "prune_above_us": 1e6 * PRUNE_ABOVE_S,
+                   "auto_pruned": bool(calls[(p, "auto")].dyn._state.prune),
+                   "margin_list_complete": bool(margin_dyn._state.complete),
+                   "draws_per_100_steps": {mode: round(100 * draws[(p, mode)] / (rounds * block), 1)
+                                           for mode in MODES}}
+            out.append(row)
+            print(json.dumps(row), flush=True)
+    return out
+
+
+def main() -> None:
+    import inference as inf
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="runs/bench/md_pair_pruning.json")
+    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--block", type=int, default=100)
+    inf.add_student_arguments(parser)
+    args = parser.parse_args()
+    presets = inf.chosen_presets(parser, args)
+    from mlff_distiller.fileio import write_json
+
+    result = {"benchmark": "md_pair_pruning", "rounds": args.rounds, "block": args.block,
+              "students": dict(inf.STUDENT_FILES),
+              "rows": measure(presets, args.rounds, args.block)}
+    write_json(args.out, result)
+    print(f"wrote {args.out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
