@@ -159,6 +159,27 @@ def chosen_presets(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
     return presets
 
 
+def md_blocks_main(name: str, description: str, measure, rounds: int, block: int) -> None:
+    """The command line of a benchmark that times students' MD steps in rounds of blocks
+    (``md_step_breakdown.py``, ``md_pair_pruning.py``): ``--out``, ``--rounds``,
+    ``--block`` and the student arguments; writes ``{"benchmark": name, "rounds", "block",
+    "students", "rows": measure(presets, rounds, block)}`` as JSON."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--out", default=f"runs/bench/{name}.json")
+    parser.add_argument("--rounds", type=int, default=rounds)
+    parser.add_argument("--block", type=int, default=block)
+    add_student_arguments(parser)
+    args = parser.parse_args()
+    presets = chosen_presets(parser, args)
+    from mlff_distiller.fileio import write_json
+
+    result = {"benchmark": name, "rounds": args.rounds, "block": args.block,
+              "students": dict(STUDENT_FILES),
+              "rows": measure(presets, args.rounds, args.block)}
+    write_json(args.out, result)
+    print(f"wrote {args.out}", file=sys.stderr)
+
+
 def student_model(preset: str):
     """The student timed as ``preset``: the checkpoint given by ``--student PRESET=PATH``,
     else the packaged zoo student (trained, so MD steps follow real dynamics: random

@@ -24,7 +24,6 @@ Never asserts on time.
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -96,20 +95,7 @@ def measure(presets: list[str], rounds: int, block: int) -> list[dict]:
 def main() -> None:
     import inference as inf
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="runs/bench/md_pair_pruning.json")
-    parser.add_argument("--rounds", type=int, default=8)
-    parser.add_argument("--block", type=int, default=100)
-    inf.add_student_arguments(parser)
-    args = parser.parse_args()
-    presets = inf.chosen_presets(parser, args)
-    from mlff_distiller.fileio import write_json
-
-    result = {"benchmark": "md_pair_pruning", "rounds": args.rounds, "block": args.block,
-              "students": dict(inf.STUDENT_FILES),
-              "rows": measure(presets, args.rounds, args.block)}
-    write_json(args.out, result)
-    print(f"wrote {args.out}", file=sys.stderr)
+    inf.md_blocks_main("md_pair_pruning", __doc__.splitlines()[0], measure, rounds=8, block=100)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,6 @@ Never asserts on time.
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -135,20 +134,8 @@ def breakdown(presets: list[str], rounds: int, block: int) -> list[dict]:
 def main() -> None:
     import inference as inf
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="runs/bench/md_step_breakdown.json")
-    parser.add_argument("--rounds", type=int, default=10)
-    parser.add_argument("--block", type=int, default=100)
-    inf.add_student_arguments(parser)
-    args = parser.parse_args()
-    presets = inf.chosen_presets(parser, args)
-    from mlff_distiller.fileio import write_json
-
-    result = {"benchmark": "md_step_breakdown", "rounds": args.rounds, "block": args.block,
-              "students": dict(inf.STUDENT_FILES), "rows": breakdown(presets, args.rounds,
-                                                                    args.block)}
-    write_json(args.out, result)
-    print(f"wrote {args.out}", file=sys.stderr)
+    inf.md_blocks_main("md_step_breakdown", __doc__.splitlines()[0], breakdown, rounds=10,
+                       block=100)
 
 
 if __name__ == "__main__":
