@@ -83,16 +83,23 @@ def aoti_call(fast, args: tuple):
     (without its CPU-only check), for one molecule."""
     from torch._inductor import aoti_compile_and_package, aoti_load_package
 
-    from mlff_distiller.md.fast import export_one_structure
+    from mlff_distiller.md.fast import CompiledEnergyAndForces, export_verlet_step
 
     positions, species, pairs = args[:3]
-    program = export_one_structure(fast, False, positions)
+    program = export_verlet_step(fast, False, positions)
     configs = {"cpp.threads": 1} if positions.device.type == "cpu" else {}
     package = aoti_compile_and_package(program, package_path=os.path.join(
         tempfile.mkdtemp(prefix="mlffd-paths-"), "p.pt2"), inductor_configs=configs)
     run = aoti_load_package(package).loader.run
-    flat = [positions, species, pairs]
-    return lambda: run(flat)
+    # a single point: the program's velocity Verlet step with a time step of zero
+    flat = CompiledEnergyAndForces(fast).single_point_inputs(positions.double(), species, pairs,
+                                                             None)
+
+    def call():
+        forces, _, _, scalars = run(flat)
+        return scalars[:1], forces.to(positions.dtype)
+
+    return call
 
 
 def wait_for_builds(lock_path: str, variant: str, n_variants: int, until: float) -> None:

@@ -54,13 +54,17 @@ def _hot_ether(temperature_K: float = 600.0):
 @pytest.mark.parametrize(("compile", "prune"), [
     (False, False), (False, True), (False, None),
     pytest.param(True, None, marks=pytest.mark.slow),
+    pytest.param(True, False, marks=pytest.mark.slow),
+    pytest.param(True, True, marks=pytest.mark.slow),
 ])
 def test_same_trajectory_as_ase_velocity_verlet(compile, prune):
     """200 steps of hot methyl ethyl ether: positions, momenta, forces and energies equal
     ASE's VelocityVerlet with the same calculator settings, every step on the fast path,
     the margin list redrawn along the way or the list pruned every step. In float64: a margin
     list holds pairs beyond the cutoff (contributing exactly zero), which regroups float32
-    sums, and MD amplifies a last-bit difference over 200 steps."""
+    sums, and MD amplifies a last-bit difference over 200 steps. Compiled, every step runs
+    whole in the program (ASE's float64 operations there), most without numpy's positions
+    first."""
     model = perturbed_student("tiny").double().eval()
     atoms = _hot_ether()
     ase_frames, _ = _trajectory(VelocityVerlet, atoms, StudentCalculator(model, compile=compile),
@@ -69,6 +73,8 @@ def test_same_trajectory_as_ase_velocity_verlet(compile, prune):
     ours, dyn = _trajectory(StudentVerlet, atoms, calc, 200, prune=prune)
     assert _largest_difference(ase_frames, ours) < 1e-9
     assert dyn.fast_steps == 200
+    assert dyn.program_steps == (200 if compile else 0)
+    assert dyn.program_retries == 0  # nothing changes the atoms between steps
     if prune is None:  # a margin list first, redrawn at least once (where pruning may take over)
         assert dyn.list_draws >= 2
     else:  # pruning, too, takes its pairs from a margin list, redrawn as the atoms move
@@ -143,18 +149,23 @@ def test_forces_equal_a_fresh_neighbour_list_every_step():
     assert calc.neighbors.n_builds > 10  # the small skin made vesin's list rebuild
 
 
-def _assert_followed_like_ase(meddle, steps: int) -> None:
+def _assert_followed_like_ase(meddle, steps: int, compile: bool = False) -> StudentVerlet:
     """StudentVerlet with the observer ``meddle`` gives ASE's trajectory, every step fast."""
     model = perturbed_student("tiny").double().eval()
-    ase_frames, _ = _trajectory(VelocityVerlet, _hot_ether(), StudentCalculator(model), steps,
-                                every=meddle)
-    ours, dyn = _trajectory(StudentVerlet, _hot_ether(), StudentCalculator(model), steps,
-                            every=meddle)
+    ase_frames, _ = _trajectory(VelocityVerlet, _hot_ether(),
+                                StudentCalculator(model, compile=compile), steps, every=meddle)
+    ours, dyn = _trajectory(StudentVerlet, _hot_ether(),
+                            StudentCalculator(model, compile=compile), steps, every=meddle)
     assert _largest_difference(ase_frames, ours) < 1e-9
     assert dyn.fast_steps == steps
+    return dyn
 
 
-def test_changes_made_between_steps_are_followed():
+COMPILE = ["compile", [False, pytest.param(True, marks=pytest.mark.slow)]]
+
+
+@pytest.mark.parametrize(*COMPILE)
+def test_changes_made_between_steps_are_followed(compile):
     """An observer that moves an atom and rescales the momenta every 7 steps: the fast
     path notices and follows the same trajectory as ASE's step."""
 
@@ -163,10 +174,31 @@ def test_changes_made_between_steps_are_followed():
             atoms.positions[0] += 0.05
             atoms.set_momenta(0.9 * atoms.get_momenta())
 
-    _assert_followed_like_ase(meddle, 60)
+    dyn = _assert_followed_like_ase(meddle, 60, compile)
+    assert dyn.program_steps == (60 if compile else 0)
 
 
-def test_masses_and_elements_changed_between_steps_are_followed():
+@pytest.mark.slow
+def test_compiled_step_checks_the_positions_it_used():
+    """Compiled, a step goes straight to the program when the last one predicted that the
+    atoms stay within the pair list's reach. An observer kicks an atom between steps (the
+    prediction knew the old momenta) 0.15 Å per step, beyond half the 0.2 Å margin: the
+    program finds out from the positions it used, writes nothing, and the step is taken
+    again on a redrawn list: still ASE's trajectory."""
+
+    def kick(atoms, step):
+        if step == 6:
+            momenta = atoms.get_momenta()
+            momenta[0] = [atoms.get_masses()[0] * 0.15 / (0.5 * units.fs), 0.0, 0.0]
+            atoms.set_momenta(momenta)
+
+    dyn = _assert_followed_like_ase(kick, 12, compile=True)
+    assert dyn.program_retries >= 1
+    assert dyn.program_steps == 12
+
+
+@pytest.mark.parametrize(*COMPILE)
+def test_masses_and_elements_changed_between_steps_are_followed(compile):
     """The fast step looks the masses up once from the numbers: an observer that gives the
     atoms masses of their own (deuterium, then heavier) and later turns a hydrogen into
     nitrogen must still give ASE's trajectory, masses included."""
@@ -183,7 +215,7 @@ def test_masses_and_elements_changed_between_steps_are_followed():
         elif step == 27:
             atoms.numbers[np.flatnonzero(atoms.numbers == 1)[0]] = 7
 
-    _assert_followed_like_ase(meddle, 40)
+    _assert_followed_like_ase(meddle, 40, compile)
 
 
 def test_weights_changed_between_runs_are_used():
@@ -200,18 +232,23 @@ def test_weights_changed_between_runs_are_used():
     assert float(np.abs(atoms.get_forces() - eager).max()) < 1e-5
 
 
-@pytest.mark.parametrize("prune", [False, True])
-def test_periodic_cell_same_trajectory_as_ase(prune):
+@pytest.mark.parametrize(("prune", "compile"), [
+    (False, False), (True, False), pytest.param(None, True, marks=pytest.mark.slow)])
+def test_periodic_cell_same_trajectory_as_ase(prune, compile):
     """A rattled silicon cell (2 x 1 x 1 diamond, pairs across the boundary), float64,
-    100 steps at 600 K: ASE's trajectory, on the fast path."""
+    100 steps at 600 K: ASE's trajectory, on the fast path (compiled: in the program, cell
+    shifts included)."""
     model = perturbed_student("tiny").double().eval()
     atoms = bulk("Si", "diamond", a=5.43) * (2, 1, 1)
     atoms.rattle(0.05, seed=0)
     maxwell_boltzmann(atoms, 600.0, np.random.default_rng(0))
-    ase_frames, _ = _trajectory(VelocityVerlet, atoms, StudentCalculator(model), 100)
-    ours, dyn = _trajectory(StudentVerlet, atoms, StudentCalculator(model), 100, prune=prune)
+    ase_frames, _ = _trajectory(VelocityVerlet, atoms, StudentCalculator(model, compile=compile),
+                                100)
+    ours, dyn = _trajectory(StudentVerlet, atoms, StudentCalculator(model, compile=compile), 100,
+                            prune=prune)
     assert _largest_difference(ase_frames, ours) < 1e-9
     assert dyn.fast_steps == 100
+    assert dyn.program_steps == (100 if compile else 0)
     assert dyn._state.shift_vectors is not None
 
 
@@ -252,6 +289,21 @@ def test_exploding_positions_are_the_calculators_input_error():
     atoms.calc = StudentCalculator(model)
     with pytest.raises(InputError, match="NaN or inf"):
         StudentVerlet(atoms, timestep=0.5 * units.fs).run(2)
+
+
+@pytest.mark.slow
+def test_compiled_step_with_exploding_momenta_is_the_calculators_input_error():
+    """Infinite momenta set between compiled steps: the program's positions are not finite,
+    it writes nothing, and the step ends in the calculator's clear error as through ASE's."""
+    model = perturbed_student("tiny").double().eval()
+    atoms = _hot_ether()
+    atoms.calc = StudentCalculator(model, compile=True)
+    dyn = StudentVerlet(atoms, timestep=0.5 * units.fs)
+    dyn.run(5)
+    assert dyn.program_steps == 5
+    atoms.set_momenta(np.full((len(atoms), 3), np.inf))
+    with pytest.raises(InputError, match="NaN or inf"):
+        dyn.run(2)
 
 
 @pytest.mark.parametrize("prune", [False, True])

@@ -19,6 +19,8 @@ eager :class:`~mlff_distiller.models.forces.ForceField` in eval mode, less work 
   every call (the calculator calls it).
 * :class:`CompiledEnergyAndForces` compiles energy and forces ahead of time into one
   AOTInductor program (dynamic shapes) for long MD runs; compiling costs tens of seconds.
+  The program takes a whole velocity Verlet step around the student (:class:`VerletStep`);
+  a single point is that step with a time step of zero.
 * :class:`ChunkedEnergyAndForces` evaluates a batch of many structures in groups of about
   :data:`CPU_CHUNK_PAIRS` pairs on a CPU, so throughput does not fall as the batch grows.
 
@@ -278,18 +280,51 @@ class FastForceField(nn.Module):
         return energy.detach(), forces
 
 
-class _OneStructure(nn.Module):
-    """``fast``'s forward for a single structure: (positions, species, pairs[, shift_vectors])
-    -> (energy (1,) eV, forces (N, 3) eV/Å); the form that is compiled ahead of time."""
+class VerletStep(nn.Module):
+    """One velocity Verlet step of one structure around ``fast``'s energy and forces, in
+    float64 outside the student as ASE's ``VelocityVerlet`` computes it::
+
+        p' = p + (dt/2) F;  r' = r + dt p' / m;  E, F' = student(r');  p'' = p' + (dt/2) F'
+
+    the form that :class:`CompiledEnergyAndForces` compiles. A single point is the step with
+    ``dt = 0`` and zero momenta: r' = r + 0 = r exactly for finite r.
+
+    Inputs: positions r (N, 3) Å, momenta p (N, 3) and forces F (N, 3) eV/Å at r, masses
+    (N, 1) amu, ``steps`` (2,) = (dt/2, dt) in ASE time units, all float64; ``reference``
+    (N, 3) Å float64, the positions a pair list was drawn at; species (N,), pairs (2, P) and,
+    for a periodic cell, shift_vectors (P, 3) Å in the student's dtype.
+    Outputs: F' (N, 3) eV/Å, r' (N, 3) Å and p'' (N, 3), float64, and (3,) float64: E' eV,
+    max_i |r'_i - reference_i|^2 and, for the positions the next step will take when nothing
+    changes in between, the same (Å^2; not finite when a position is not finite).
+    """
 
     def __init__(self, fast: FastForceField) -> None:
         super().__init__()
         self.fast = fast
+        self.dtype = fast.offsets.dtype
 
-    def forward(self, positions: Tensor, species: Tensor, pairs: Tensor,
-                shift_vectors: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def forward(self, positions: Tensor, momenta: Tensor, forces: Tensor, masses: Tensor,
+                steps: Tensor, reference: Tensor, species: Tensor, pairs: Tensor,
+                shift_vectors: Tensor | None = None
+                ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        half_dt, dt = steps[0], steps[1]
+        momenta = momenta + half_dt * forces
+        positions = positions + dt * momenta / masses
         batch = torch.zeros_like(species)
-        return self.fast(positions, species, pairs, shift_vectors, batch, 1)
+        energy, new_forces = self.fast(positions.to(self.dtype), species, pairs, shift_vectors,
+                                       batch, 1)
+        new_forces = new_forces.double()
+        momenta = momenta + half_dt * new_forces
+        upcoming = positions + dt * (momenta + half_dt * new_forces) / masses
+        scalars = torch.stack([energy[0].double(), _largest_squared_move(positions, reference),
+                               _largest_squared_move(upcoming, reference)])
+        return new_forces, positions, momenta, scalars
+
+
+def _largest_squared_move(positions: Tensor, reference: Tensor) -> Tensor:
+    """max_i |r_i - reference_i|^2 of (N, 3) positions, as a 0-d tensor."""
+    moved = positions - reference
+    return (moved * moved).sum(1).amax()
 
 
 class CompiledEnergyAndForces:
@@ -298,9 +333,11 @@ class CompiledEnergyAndForces:
     Same arguments and results as :meth:`FastForceField.forward`. The first molecule (no
     shift vectors) and the first periodic structure each compile a program (tens of seconds
     with a C++ compiler) with dynamic atom and pair counts, so sizes may change without
-    recompiling. Built programs are kept in an on-disk cache
-    (:mod:`mlff_distiller.md.program_cache`), so the same student compiles once per machine
-    and loads in under a second afterwards.
+    recompiling. The program is a whole velocity Verlet step (:class:`VerletStep`), which
+    :class:`~mlff_distiller.md.verlet.StudentVerlet` calls for each MD step; a call here is
+    that step with a time step of zero (:meth:`single_point_inputs`). Built programs are
+    kept in an on-disk cache (:mod:`mlff_distiller.md.program_cache`), so the same student
+    compiles once per machine and loads in under a second afterwards.
     Calls the compiled program cannot take (several structures, fewer than 2 atoms, no
     pairs) run ``fast`` itself.
 
@@ -319,25 +356,45 @@ class CompiledEnergyAndForces:
         self.compile_s = 0.0  # total seconds spent compiling (or loading from the cache)
         self.cache_hits = 0  # programs loaded from the on-disk cache instead of built
         self._programs: dict[bool, Callable[[list[Tensor]], list[Tensor]]] = {}
+        self._at_rest: tuple[Tensor, Tensor, Tensor] | None = None  # zeros, ones, zero steps
 
     def __call__(self, positions: Tensor, species: Tensor, pairs: Tensor,
                  shift_vectors: Tensor | None, batch: Tensor, n_structures: int
                  ) -> tuple[Tensor, Tensor]:
         if n_structures != 1 or positions.shape[0] < 2 or pairs.shape[1] < 1:
             return self.fast(positions, species, pairs, shift_vectors, batch, n_structures)
-        periodic = shift_vectors is not None
-        args = [positions, species, pairs, shift_vectors] if periodic else [
-            positions, species, pairs]
-        # compiled for contiguous inputs (a masked numpy pair list may be column-major)
-        energy, forces = self.program(periodic, positions)([a.contiguous() for a in args])
-        return energy, forces
+        program = self.program(shift_vectors is not None, positions)
+        forces, _, _, scalars = program(self.single_point_inputs(
+            positions.double(), species, pairs, shift_vectors))
+        # float64 copies of the student's float32 results: exact both ways
+        return scalars[:1].to(positions.dtype), forces.to(positions.dtype)
+
+    def single_point_inputs(self, positions: Tensor, species: Tensor, pairs: Tensor,
+                            shift_vectors: Tensor | None) -> list[Tensor]:
+        """The program's inputs for energy and forces at ``positions`` (N, 3) Å float64:
+        the step with zero momenta, forces and time step (constant inputs kept between
+        calls). Made contiguous (a masked numpy pair list may be column-major)."""
+        n = positions.shape[0]
+        if self._at_rest is None or self._at_rest[0].shape[0] != n:
+            zeros = torch.zeros(n, 3, dtype=torch.float64, device=positions.device)
+            self._at_rest = (zeros, torch.ones(n, 1, dtype=torch.float64,
+                                               device=positions.device),
+                             torch.zeros(2, dtype=torch.float64, device=positions.device))
+        zeros, ones, no_time = self._at_rest
+        positions = positions.contiguous()
+        inputs = [positions, zeros, zeros, ones, no_time, positions, species.contiguous(),
+                  pairs.contiguous()]
+        if shift_vectors is not None:
+            inputs.append(shift_vectors.contiguous())
+        return inputs
 
     def program(self, periodic: bool, like: Tensor) -> Callable[[list[Tensor]], list[Tensor]]:
         """The compiled program itself (built or loaded on first use), for a caller that
-        checks its inputs once and then calls it every MD step: [positions (N, 3), species
-        (N,), pairs (2, P)] plus shift_vectors (P, 3) when ``periodic``, all contiguous, on
-        ``like``'s device and dtype, N >= 2 and P >= 1 -> [energy (1,) eV, forces (N, 3)
-        eV/Å]."""
+        checks its inputs once and then calls it every MD step: :class:`VerletStep`'s
+        inputs as a list (shift_vectors when ``periodic``; N >= 2 atoms, P >= 1 pairs), all
+        contiguous, on ``like``'s device, shift vectors in ``like``'s dtype (the
+        student's) -> its outputs [forces (N, 3), positions (N, 3), momenta (N, 3), (energy,
+        move, next move) (3,)], float64."""
         if periodic not in self._programs:
             self._programs[periodic] = self._compile(periodic, like)
         return self._programs[periodic]
@@ -381,7 +438,7 @@ class CompiledEnergyAndForces:
         """Export and compile the program, store it in the cache, return its runner."""
         from torch._inductor import aoti_compile_and_package, aoti_load_package
 
-        program = export_one_structure(self.fast, periodic, like)
+        program = export_verlet_step(self.fast, periodic, like)
         with tempfile.TemporaryDirectory(prefix="mlffd-aoti-") as tmp:
             try:
                 package = aoti_compile_and_package(
@@ -487,28 +544,38 @@ def chunk_pairs_for(device: torch.device | str) -> int | None:
     return CPU_CHUNK_PAIRS if torch.device(device).type == "cpu" else None
 
 
-def export_one_structure(fast: FastForceField, periodic: bool, like: Tensor):
-    """``fast``'s forward for one structure exported (``torch.export``) with dynamic atom and
-    pair counts, on inputs of ``like``'s dtype and device: what AOTInductor compiles."""
+def export_verlet_step(fast: FastForceField, periodic: bool, like: Tensor):
+    """:class:`VerletStep` around ``fast`` exported (``torch.export``) with dynamic atom and
+    pair counts, the student on ``like``'s dtype and device: what AOTInductor compiles."""
     from torch.export import Dim
 
     from mlff_distiller.models.tracing import export_with_gradients
 
     args = _example_inputs(fast, periodic, like)
     atoms, pairs = Dim("atoms", min=2), Dim("pairs", min=1)
-    dynamic = [{0: atoms}, {0: atoms}, {1: pairs}] + ([{0: pairs}] if periodic else [])
-    return export_with_gradients(_OneStructure(fast), args, dynamic)
+    per_atom = {0: atoms}
+    dynamic = [per_atom, per_atom, per_atom, per_atom, None, per_atom, per_atom, {1: pairs}]
+    if periodic:
+        dynamic.append({0: pairs})
+    return export_with_gradients(VerletStep(fast), args, dynamic)
 
 
 def _example_inputs(fast: FastForceField, periodic: bool, like: Tensor) -> list[Tensor]:
-    """Tracing inputs: 5 atoms within the cutoff, all 10 pairs (no size of 0 or 1, which
-    tracing would specialise to); dtype and device of ``like``."""
+    """Tracing inputs of :class:`VerletStep`: 5 atoms within the cutoff, all 10 pairs (no
+    size of 0 or 1, which tracing would specialise to), a nonzero step; the student's inputs
+    in ``like``'s dtype, on its device."""
     n = 5
     generator = torch.Generator().manual_seed(0)
-    positions = torch.rand(n, 3, generator=generator) * (0.5 * fast.cutoff)
-    species = torch.arange(n) % fast.offsets.shape[0]
-    pairs = torch.triu_indices(n, n, 1)
-    args = [positions.to(like), species.to(like.device), pairs.to(like.device)]
+
+    def f64(*shape: int) -> Tensor:
+        return torch.rand(*shape, generator=generator, dtype=torch.float64).to(like.device)
+
+    positions = f64(n, 3) * (0.5 * fast.cutoff)
+    species = (torch.arange(n) % fast.offsets.shape[0]).to(like.device)
+    pairs = torch.triu_indices(n, n, 1).to(like.device)
+    args = [positions, f64(n, 3), f64(n, 3), f64(n, 1) + 1.0,
+            torch.tensor([0.01, 0.02], dtype=torch.float64, device=like.device),
+            positions + 0.01, species, pairs]
     if periodic:
         args.append(torch.zeros(pairs.shape[1], 3).to(like))
     return args
@@ -529,10 +596,11 @@ __all__ = [
     "CompiledEnergyAndForces",
     "FastForceField",
     "VerletNeighborList",
+    "VerletStep",
     "chunk_pairs_for",
     "edges_from_pairs",
     "pair_squared_lengths",
-    "export_one_structure",
+    "export_verlet_step",
     "fast_arguments",
     "kept_pairs",
     "same_bytes",

@@ -1,0 +1,90 @@
+"""What it pays that the compiled program takes ``StudentVerlet``'s whole step; JSON out.
+
+Per preset (zoo students, or ``--student PRESET=PATH`` as in ``inference.py``) and molecule
+(9/20/40/76 atoms, 300 K NVE, 0.5 fs, ``compile=True``, 1 thread), two ``StudentVerlet``
+runs on their own calculators (the same program), alternating in blocks of ``--block``
+steps, medians over ``--rounds`` rounds (the first a warm-up):
+
+  program_us   the default: the program takes each step whole (float64 integration
+               included) and a step predicted to stay within the pair list's reach skips
+               numpy
+  numpy_us     the step before session 23: positions and momenta in numpy, the program
+               called for energy and forces only (its step with a time step of zero)
+
+and ``numpy_over_program`` (per-round median; > 1: the program's step is faster), with the
+program run's ``program_steps``, ``program_retries`` and whether its list was pruned.
+
+Usage: .venv/bin/python benchmarks/md_program_step.py [--student tiny=PATH] --out FILE
+Never asserts on time.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+
+def numpy_steps(call) -> None:
+    """Make the ``StudentVerlet`` behind ``call`` (after its first step) take its steps in
+    numpy, calling the program for energy and forces only."""
+    state = call.dyn._state
+    state.steps_in_program = lambda: False
+    state.step_ahead_fits = lambda: False
+
+
+def measure(presets: list[str], rounds: int, block: int) -> list[dict]:
+    import inference as inf
+    import torch
+
+    from mlff_distiller import StudentCalculator
+    from mlff_distiller.structures.sources import embed_conformers
+
+    torch.set_num_threads(1)
+    models = {p: inf.student_model(p) for p in presets}
+    out = []
+    for n, smiles in inf.MOLECULES.items():
+        atoms = embed_conformers(smiles, 1, seed=0)[0]
+        calls = {(p, mode): inf.md_step_call(atoms, StudentCalculator(models[p], compile=True))
+                 for p in presets for mode in ("program", "numpy")}
+        for (_, mode), call in calls.items():
+            call()  # makes the pair list (and builds or loads the program)
+            if mode == "numpy":
+                numpy_steps(call)
+        times = {key: [] for key in calls}
+        for _ in range(rounds + 1):  # the first round warms up
+            for key, call in calls.items():
+                call()
+                t0 = time.perf_counter()
+                call(block)
+                times[key].append((time.perf_counter() - t0) / block)
+        for p in presets:
+            program, numpy = times[(p, "program")][1:], times[(p, "numpy")][1:]
+            dyn = calls[(p, "program")].dyn
+            row = {"preset": p, "n_atoms": n,
+                   "program_us": round(1e6 * statistics.median(program), 1),
+                   "numpy_us": round(1e6 * statistics.median(numpy), 1),
+                   "numpy_over_program": round(statistics.median(
+                       b / a for a, b in zip(program, numpy, strict=True)), 3),
+                   "program_steps": dyn.program_steps, "fast_steps": dyn.fast_steps,
+                   "program_retries": dyn.program_retries, "pruned": bool(dyn._state.prune),
+                   "numpy_run_program_steps": calls[(p, "numpy")].dyn.program_steps}
+            out.append(row)
+            print(json.dumps(row), flush=True)
+    return out
+
+
+def main() -> None:
+    import inference as inf
+
+    inf.md_blocks_main("md_program_step", __doc__.splitlines()[0], measure, rounds=10,
+                       block=200)
+
+
+if __name__ == "__main__":
+    main()
