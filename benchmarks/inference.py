@@ -250,6 +250,36 @@ def students(mols, repeats: int, compile_presets: list[str]
     return out, compiled_calcs, md_calcs
 
 
+def compiled_verlet_calls(presets: list[str], prunes: dict[str, bool | None]):
+    """For each molecule of :data:`MOLECULES` (1 thread): its atom count and, per preset and
+    mode, a :func:`md_step_call` of ``StudentVerlet`` with ``prune=prunes[mode]`` on its
+    own compiled calculator, keyed ``(preset, mode)``."""
+    from mlff_distiller import StudentCalculator
+    from mlff_distiller.structures.sources import embed_conformers
+
+    torch.set_num_threads(1)
+    models = {p: student_model(p) for p in presets}
+    for n, smiles in MOLECULES.items():
+        atoms = embed_conformers(smiles, 1, seed=0)[0]
+        yield n, {(p, mode): md_step_call(atoms, StudentCalculator(models[p], compile=True),
+                                          prune=prune)
+                  for p in presets for mode, prune in prunes.items()}
+
+
+def timed_blocks(calls: dict, rounds: int, block: int) -> dict:
+    """Per key, the seconds per step of ``call(block)`` in each of ``rounds`` rounds, the
+    calls in turn (each block after one untimed step), after one untimed warm-up round."""
+    times = {key: [] for key in calls}
+    for r in range(rounds + 1):  # the first round warms up
+        for key, call in calls.items():
+            call()
+            t0 = time.perf_counter()
+            call(block)
+            if r:
+                times[key].append((time.perf_counter() - t0) / block)
+    return times
+
+
 def presets_head_to_head(mols, md_calcs: dict, rounds: int, block: int) -> list[dict]:
     """The compiled presets' MD steps on each molecule, in blocks: per round, each preset
     runs ``block`` steps in one ``run`` (after one untimed step) with ``StudentVerlet``
@@ -274,15 +304,9 @@ def presets_head_to_head(mols, md_calcs: dict, rounds: int, block: int) -> list[
             steps = {(p, False): md_step_call(atoms, calc) for p, calc in md_calcs.items()}
             steps.update({(p, True): md_step_call(atoms, calc, ase_verlet=True)
                           for p, calc in ase_calcs.items()})
-            per_step = {key: [] for key in steps}
-            for _ in range(rounds + 1):  # the first round warms up
-                for key, step in steps.items():
-                    step()
-                    t0 = time.perf_counter()
-                    step(block)
-                    per_step[key].append((time.perf_counter() - t0) / block)
-            ours = {p: per_step[(p, False)][1:] for p in md_calcs}
-            ase = {p: per_step[(p, True)][1:] for p in md_calcs}
+            per_step = timed_blocks(steps, rounds, block)
+            ours = {p: per_step[(p, False)] for p in md_calcs}
+            ase = {p: per_step[(p, True)] for p in md_calcs}
             best = {p: [min(a, b) for a, b in zip(ours[p], ase[p], strict=True)] for p in ours}
             row = {"n_atoms": n, "threads": threads, "rounds": rounds, "block": block,
                    "md_step_ms": {p: 1e3 * statistics.median(t) for p, t in ours.items()},

@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import statistics
 import sys
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -50,33 +49,15 @@ def rule_estimate_us(dyn) -> float:
 
 def measure(presets: list[str], rounds: int, block: int) -> list[dict]:
     import inference as inf
-    import torch
 
-    from mlff_distiller import StudentCalculator
     from mlff_distiller.md.verlet import PRUNE_ABOVE_S
-    from mlff_distiller.structures.sources import embed_conformers
 
-    torch.set_num_threads(1)
-    models = {p: inf.student_model(p) for p in presets}
     out = []
-    for n, smiles in inf.MOLECULES.items():
-        atoms = embed_conformers(smiles, 1, seed=0)[0]
-        calls = {(p, mode): inf.md_step_call(atoms, StudentCalculator(models[p], compile=True),
-                                            prune=prune)
-                 for p in presets for mode, prune in MODES.items()}
-        times = {key: [] for key in calls}
-        draws = {key: 0 for key in calls}
-        for r in range(rounds + 1):  # the first round warms up
-            for key, call in calls.items():
-                call()
-                before = call.dyn.list_draws
-                t0 = time.perf_counter()
-                call(block)
-                times[key].append((time.perf_counter() - t0) / block)
-                if r:
-                    draws[key] += call.dyn.list_draws - before
+    for n, calls in inf.compiled_verlet_calls(presets, MODES):
+        times = inf.timed_blocks(calls, rounds, block)
+        steps = (rounds + 1) * (block + 1)
         for p in presets:
-            us = {mode: 1e6 * statistics.median(times[(p, mode)][1:]) for mode in MODES}
+            us = {mode: 1e6 * statistics.median(times[(p, mode)]) for mode in MODES}
             margin_dyn = calls[(p, "margin")].dyn
             row = {"preset": p, "n_atoms": n,
                    **{f"{mode}_us": round(v, 1) for mode, v in us.items()},
@@ -85,8 +66,9 @@ def measure(presets: list[str], rounds: int, block: int) -> list[dict]:
                    "prune_above_us": 1e6 * PRUNE_ABOVE_S,
                    "auto_pruned": bool(calls[(p, "auto")].dyn._state.prune),
                    "margin_list_complete": bool(margin_dyn._state.complete),
-                   "draws_per_100_steps": {mode: round(100 * draws[(p, mode)] / (rounds * block), 1)
-                                           for mode in MODES}}
+                   "draws_per_100_steps": {
+                       mode: round(100 * calls[(p, mode)].dyn.list_draws / steps, 1)
+                       for mode in MODES}}
             out.append(row)
             print(json.dumps(row), flush=True)
     return out

@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import statistics
 import sys
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -40,31 +39,16 @@ def numpy_steps(call) -> None:
 
 def measure(presets: list[str], rounds: int, block: int) -> list[dict]:
     import inference as inf
-    import torch
 
-    from mlff_distiller import StudentCalculator
-    from mlff_distiller.structures.sources import embed_conformers
-
-    torch.set_num_threads(1)
-    models = {p: inf.student_model(p) for p in presets}
     out = []
-    for n, smiles in inf.MOLECULES.items():
-        atoms = embed_conformers(smiles, 1, seed=0)[0]
-        calls = {(p, mode): inf.md_step_call(atoms, StudentCalculator(models[p], compile=True))
-                 for p in presets for mode in ("program", "numpy")}
+    for n, calls in inf.compiled_verlet_calls(presets, {"program": None, "numpy": None}):
         for (_, mode), call in calls.items():
             call()  # makes the pair list (and builds or loads the program)
             if mode == "numpy":
                 numpy_steps(call)
-        times = {key: [] for key in calls}
-        for _ in range(rounds + 1):  # the first round warms up
-            for key, call in calls.items():
-                call()
-                t0 = time.perf_counter()
-                call(block)
-                times[key].append((time.perf_counter() - t0) / block)
+        times = inf.timed_blocks(calls, rounds, block)
         for p in presets:
-            program, numpy = times[(p, "program")][1:], times[(p, "numpy")][1:]
+            program, numpy = times[(p, "program")], times[(p, "numpy")]
             dyn = calls[(p, "program")].dyn
             row = {"preset": p, "n_atoms": n,
                    "program_us": round(1e6 * statistics.median(program), 1),
