@@ -346,7 +346,7 @@ class _PairList:
 
     def _student_positions(self, positions: np.ndarray) -> torch.Tensor:
         """``positions`` (n, 3) Å as the student's input: on a CPU in float32, cast into
-        one buffer kept for the run (the program does not keep its inputs); else converted."""
+        one buffer kept for the run (the student does not keep its inputs); else converted."""
         calc = self.calc
         if calc.device.type != "cpu" or calc.dtype != torch.float32:
             return torch.as_tensor(positions, dtype=calc.dtype, device=calc.device)
