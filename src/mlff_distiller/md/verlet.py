@@ -231,6 +231,9 @@ class _PairList:
                           atoms.pbc.copy())
         self.fn = calc._fast_fn
         self.margin = margin
+        # a margin list holds every pair the student needs while no atom has moved this far
+        # (squared, Å^2) from where it was drawn
+        self._reach_squared = (0.5 * margin) ** 2
         self.prune = prune  # None: chosen from measured cost at the first redraw
         self.pairs: torch.Tensor | None = None
         self.shift_vectors: torch.Tensor | None = None  # (P, 3) Å for periodic cells
@@ -259,7 +262,7 @@ class _PairList:
         self._program = None
         # the program's inputs that change only with the list, the masses or the time step
         self._reference_input: torch.Tensor | None = None  # (n, 3) float64, self.reference
-        self._masses_input: tuple[np.ndarray, torch.Tensor] | None = None  # (n, 1) amu
+        self._masses_input: torch.Tensor | None = None  # (n, 1) amu, self.masses
         self._steps_input: tuple[float, torch.Tensor] | None = None  # dt, (dt/2, dt)
         # largest squared move (Å^2) from `reference` of the positions the next step will
         # write, as the last program step predicted them (None: no prediction)
@@ -285,7 +288,7 @@ class _PairList:
         if self.complete:
             return
         if not (self.reference is not None and largest_squared_displacement(
-                positions, self.reference) < (0.5 * self.margin) ** 2):
+                positions, self.reference) < self._reach_squared):
             self._draw(positions, atoms, counts)
         elif self.prune:  # the margin list still holds them: keep those within the cutoff
             pairs, pair_shift, shift_vectors = self._margin_list
@@ -373,11 +376,14 @@ class _PairList:
         list's reach: a complete list and finite positions, or a margin list (not pruned)
         and no atom ``margin / 2`` or more from where it was drawn."""
         move = self._next_move
-        if move is None or self._program is None:
+        if move is None or self._program is None or self.prune:
             return False
-        if self.complete:
-            return math.isfinite(move)
-        return not self.prune and move < (0.5 * self.margin) ** 2
+        return self._within_reach(move)
+
+    def _within_reach(self, move: float) -> bool:
+        """True when positions whose largest squared move from :attr:`reference` is ``move``
+        (Å^2; not finite for non-finite positions) have all their pairs in this list."""
+        return math.isfinite(move) if self.complete else move < self._reach_squared
 
     def program_step(self, atoms, dt: float, checked: bool) -> np.ndarray | None:
         """One velocity Verlet step of ``atoms`` in the compiled program: ASE's operations on
@@ -399,27 +405,22 @@ class _PairList:
         forces, positions, momenta, scalars = self._program(inputs)
         energy, move, self._next_move = scalars.tolist()
         self._student_s += 0.2 * (time.perf_counter() - start - self._student_s)
-        if not checked and not (math.isfinite(move) if self.complete
-                                else move < (0.5 * self.margin) ** 2):
+        if not checked and not self._within_reach(move):
             self._next_move = None
             return None
         positions, forces = positions.numpy(), forces.numpy()
         np.copyto(arrays["positions"], positions)
         np.copyto(arrays["momenta"], momenta.numpy())
-        np.copyto(calc.atoms.arrays["positions"], positions)
-        calc.results = {"energy": energy, "free_energy": energy, "forces": forces}
-        self._written = (calc.results, positions)
-        return forces
+        return self._record(positions, energy, forces)
 
     def _masses_tensor(self, atoms) -> torch.Tensor:
         """:meth:`masses_column` (n, 1) amu as the program's float64 input."""
         masses = self.masses_column(atoms)
-        kept = self._masses_input
-        if kept is None or kept[0] is not masses:
-            if masses is not self.masses:  # the atoms' own masses: read every step
-                return torch.from_numpy(np.ascontiguousarray(masses, dtype=np.float64))
-            kept = self._masses_input = (masses, torch.from_numpy(masses))
-        return kept[1]
+        if masses is not self.masses:  # the atoms' own masses: read every step
+            return torch.from_numpy(np.ascontiguousarray(masses, dtype=np.float64))
+        if self._masses_input is None:  # the elements' masses, looked up once per list
+            self._masses_input = torch.from_numpy(masses)
+        return self._masses_input
 
     def _steps_tensor(self, dt: float) -> torch.Tensor:
         """(dt/2, dt) as the program's float64 input (dt/2 as ASE computes ``0.5 * dt``)."""
@@ -454,8 +455,15 @@ class _PairList:
         forces = (forces if forces.is_cpu else forces.cpu()).numpy().astype(np.float64,
                                                                              copy=False)
         self._student_s += 0.2 * (time.perf_counter() - start - self._student_s)
+        return self._record(positions, value, forces)
+
+    def _record(self, positions: np.ndarray, energy: float, forces: np.ndarray) -> np.ndarray:
+        """Set the calculator's results (``energy`` eV, ``forces`` (n, 3) eV/Å) and its copy
+        of the atoms for ``positions`` (n, 3) Å, remember what was written (:meth:`current`),
+        and hand the forces back."""
+        calc = self.calc
         np.copyto(calc.atoms.arrays["positions"], positions)
-        calc.results = {"energy": value, "free_energy": value, "forces": forces}
+        calc.results = {"energy": energy, "free_energy": energy, "forces": forces}
         self._written = (calc.results, positions)
         return forces
 
