@@ -149,6 +149,70 @@ def test_forces_equal_a_fresh_neighbour_list_every_step():
     assert calc.neighbors.n_builds > 10  # the small skin made vesin's list rebuild
 
 
+def test_a_margin_list_drawn_from_a_stale_verlet_list_misses_no_pair():
+    """Two C atoms 4.51 Å apart, just beyond a tiny student's 4 Å cutoff + the calculator's
+    0.5 Å skin, closing at 0.08 Å each per step. vesin's list, built at the start, is
+    reused until an atom has moved skin / 2; a margin list (0.2 Å) drawn from it at step 3,
+    0.24 Å on, must still hold every pair that can enter the cutoff before its next draw
+    (the pair enters at step 4). Same trajectory as ASE's step, whose calculator draws its
+    own list."""
+    from ase import Atoms
+
+    model = perturbed_student("tiny").double().eval()
+    atoms = Atoms("C2", positions=[[0.0, 0.0, 0.0], [4.51, 0.0, 0.0]])
+    speed = 0.08 / (0.5 * units.fs)  # Å per ASE time unit
+    atoms.set_momenta(np.array([[speed, 0, 0], [-speed, 0, 0]]) * atoms.get_masses()[:, None])
+
+    def vesin_calculator():
+        calc = StudentCalculator(model)
+        calc.neighbors.all_pairs_max_atoms = 0  # vesin's Verlet list, not all pairs
+        return calc
+
+    ase_frames, _ = _trajectory(VelocityVerlet, atoms, vesin_calculator(), 8)
+    ours, dyn = _trajectory(StudentVerlet, atoms, vesin_calculator(), 8, margin=0.2)
+    distances = [float(np.linalg.norm(frame[0][1] - frame[0][0])) for frame in ase_frames]
+    assert distances[4] < model.cutoff < distances[3]  # the pair enters at step 4
+    assert float(np.abs(ase_frames[-1][2]).max()) > 1e-3  # and pulls or pushes
+    assert _largest_difference(ase_frames, ours) < 1e-9
+    assert dyn.fast_steps == 8
+
+
+def test_each_atom_may_move_as_far_as_its_missing_pairs_allow():
+    """Three C atoms: 0 and 2 are 4.6 Å apart, 0.6 Å beyond a tiny student's cutoff (the
+    one pair missing from the 0.2 Å margin list); atom 1 is 2.5 Å from both. Atom 1, all of
+    whose pairs are listed, may go anywhere, atoms 0 and 2 up to 0.3 Å (half their pair's
+    gap). An observer that moves atom 1 by 0.5 Å three times and atom 0 by 0.25 Å (all
+    beyond margin / 2) redraws nothing; 0.1 Å more for atom 0 redraws. ASE's trajectory."""
+    from ase import Atoms
+
+    model = perturbed_student("tiny").double().eval()
+    atoms = Atoms("C3", positions=[[0.0, 0.0, 0.0], [2.3, 1.0, 0.0], [4.6, 0.0, 0.0]])
+    moves = {1: (1, 2, 0.5), 2: (1, 2, -0.5), 3: (1, 2, 0.5), 4: (0, 1, 0.25), 6: (0, 1, 0.1)}
+
+    def meddle(atoms, step):
+        if step in moves:
+            atom, axis, distance = moves[step]
+            positions = atoms.get_positions()
+            positions[atom, axis] += distance
+            atoms.set_positions(positions)
+
+    ase_frames, _ = _trajectory(VelocityVerlet, atoms, StudentCalculator(model), 8,
+                                every=meddle)
+    draws = []  # margin lists drawn so far, after each step
+
+    class Counted(StudentVerlet):
+        def step(self, forces=None):
+            result = super().step(forces)
+            draws.append(self.list_draws)
+            return result
+
+    ours, dyn = _trajectory(Counted, atoms, StudentCalculator(model), 8, every=meddle,
+                            margin=0.2)
+    assert _largest_difference(ase_frames, ours) < 1e-9
+    assert draws == [1, 1, 1, 1, 1, 1, 2, 2]  # drawn for step 1, again for step 7
+    assert dyn.fast_steps == 8
+
+
 def _assert_followed_like_ase(meddle, steps: int, compile: bool = False) -> StudentVerlet:
     """StudentVerlet with the observer ``meddle`` gives ASE's trajectory, every step fast."""
     model = perturbed_student("tiny").double().eval()
@@ -181,15 +245,16 @@ def test_changes_made_between_steps_are_followed(compile):
 @pytest.mark.slow
 def test_compiled_step_checks_the_positions_it_used():
     """Compiled, a step goes straight to the program when the last one predicted that the
-    atoms stay within the pair list's reach. An observer kicks an atom between steps (the
-    prediction knew the old momenta) 0.15 Å per step, beyond half the 0.2 Å margin: the
-    program finds out from the positions it used, writes nothing, and the step is taken
-    again on a redrawn list: still ASE's trajectory."""
+    atoms stay within the pair list's reach. An observer kicks a C atom between steps (the
+    prediction knew the old momenta) 0.3 Å per step, beyond its reach (about 0.2 Å: half
+    the gap between the cutoff and its nearest pair beyond cutoff + margin): the program
+    finds out from the positions it used, writes nothing, and the step is taken again on a
+    redrawn list: still ASE's trajectory."""
 
     def kick(atoms, step):
         if step == 6:
             momenta = atoms.get_momenta()
-            momenta[0] = [atoms.get_masses()[0] * 0.15 / (0.5 * units.fs), 0.0, 0.0]
+            momenta[3] = [atoms.get_masses()[3] * 0.3 / (0.5 * units.fs), 0.0, 0.0]
             atoms.set_momenta(momenta)
 
     dyn = _assert_followed_like_ase(kick, 12, compile=True)

@@ -88,6 +88,45 @@ def test_verlet_list_holds_every_pair_within_cutoff_until_rebuild():
     assert nl.update(moved, np.eye(3) * 20, np.ones(3, bool))  # cell change rebuilds
 
 
+def test_update_within_keeps_every_pair_within_cutoff_plus_within():
+    """update(within=w) rebuilds once an atom moved more than (skin - w) / 2, so the list
+    holds every pair within cutoff + w, and every pair it lacks is at least
+    unlisted_beyond() beyond the cutoff; a bad ``within`` is an input error."""
+    from mlff_distiller import InputError
+
+    rng = np.random.default_rng(2)
+    positions = rng.uniform(0, 7, size=(40, 3))
+    cell, pbc = np.zeros((3, 3)), np.zeros(3, bool)
+    nl = VerletNeighborList(cutoff=2.5, skin=0.4, all_pairs_max_atoms=0)
+    assert nl.update(positions, cell, pbc, within=0.2) and nl.unlisted_beyond() == 0.4
+    step = np.zeros_like(positions)
+    step[::2] = rng.normal(size=(20, 3))
+    step *= 0.04 / np.linalg.norm(step, axis=1, keepdims=True).clip(1e-12)  # 0.04 Å moves
+    builds = []
+    for _ in range(12):
+        positions = positions + step * rng.choice([-1, 1], size=(40, 1))
+        nl.update(positions, cell, pbc, within=0.2)
+        builds.append(nl.n_builds)
+        moved = np.sqrt(((positions - nl._positions) ** 2).sum(1).max())
+        assert moved <= 0.1 + 1e-12  # (skin - within) / 2
+        assert nl.unlisted_beyond() == pytest.approx(0.4 - 2 * moved)
+        listed = _pair_set(nl.pairs)
+        lengths = np.linalg.norm(positions[:, None] - positions[None], axis=-1)
+        for i, j in zip(*np.triu_indices(40, 1), strict=True):
+            if (i, j) not in listed:
+                assert lengths[i, j] >= 2.5 + nl.unlisted_beyond() - 1e-12
+                assert lengths[i, j] >= 2.5 + 0.2
+    assert 2 < builds[-1] < 10  # moves add up past 0.1 Å: rebuilt, yet not every time
+    nl.update(positions, cell, pbc, within=0.4)  # within the skin: as moved as it may be
+    assert nl.unlisted_beyond() == 0.4
+    for bad in (-0.1, 0.5):
+        with pytest.raises(InputError, match=r"within=.* Å \(expected between 0 and the skin"):
+            nl.update(positions, cell, pbc, within=bad)
+    everything = VerletNeighborList(cutoff=2.5, skin=0.4, all_pairs_max_atoms=64)
+    everything.update(positions, cell, pbc, within=0.4)
+    assert everything.unlisted_beyond() == np.inf
+
+
 def _pair_set(pairs: np.ndarray) -> set:
     return set(map(tuple, pairs.T.tolist()))
 

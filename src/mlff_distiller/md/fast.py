@@ -30,6 +30,7 @@ Shapes: ``N`` atoms, ``E`` directed edges, ``P`` pairs (E = 2P), ``B`` structure
 from __future__ import annotations
 
 import copy
+import math
 import os
 import sys
 import tempfile
@@ -128,7 +129,9 @@ class VerletNeighborList:
 
     Rebuilt when any atom moved more than ``skin / 2`` since the last build (then no pair
     can have entered the cutoff unseen), or when the number of atoms, the cell or pbc
-    changed.
+    changed. A caller that needs every pair within ``cutoff + within`` asks
+    :meth:`update` for it: the list is then rebuilt once an atom moved more than
+    ``(skin - within) / 2``.
 
     A molecule (no periodic axis) of at most ``all_pairs_max_atoms`` atoms takes every pair
     of its atoms as candidates (:attr:`all_pairs`): they stay valid however far the atoms
@@ -157,13 +160,20 @@ class VerletNeighborList:
         self._positions: np.ndarray | None = None
         self._cell: np.ndarray | None = None
         self._pbc: np.ndarray | None = None
+        # largest squared move (Å^2) of an atom from the build's positions at the last update
+        self._moved_squared = 0.0
 
-    def update(self, positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray) -> bool:
-        """Bring the list up to date for ``positions`` (n, 3) Å; True when it was rebuilt."""
+    def update(self, positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray,
+               within: float = 0.0) -> bool:
+        """Bring the list up to date for ``positions`` (n, 3) Å, holding every pair within
+        ``cutoff + within`` (0 <= within <= skin, Å); True when it was rebuilt."""
+        if not 0.0 <= within <= self.skin:
+            raise InputError(f"neighbour-list update within={within} Å (expected between 0 "
+                             f"and the skin, {self.skin} Å)")
         positions = np.asarray(positions, dtype=np.float64)
         cell = np.asarray(cell, dtype=np.float64).reshape(3, 3)
         pbc = np.asarray(pbc, dtype=bool).reshape(3)
-        if not self._needs_rebuild(positions, cell, pbc):
+        if not self._needs_rebuild(positions, cell, pbc, within):
             return False
         n_atoms = len(positions)
         self.all_pairs = not pbc.any() and n_atoms <= self.all_pairs_max_atoms
@@ -175,8 +185,17 @@ class VerletNeighborList:
                 positions, cell, pbc, self.cutoff + self.skin, full_list=False
             )
         self._positions, self._cell, self._pbc = positions.copy(), cell.copy(), pbc.copy()
+        self._moved_squared = 0.0
         self.n_builds += 1
         return True
+
+    def unlisted_beyond(self) -> float:
+        """Å beyond the cutoff that every pair missing from the list is at least, at the
+        positions of the last :meth:`update`: ``skin`` less twice the largest move since the
+        build (inf when the list holds every pair)."""
+        if self.all_pairs:
+            return math.inf
+        return self.skin - 2.0 * math.sqrt(self._moved_squared)
 
     def squared_lengths(self, positions: np.ndarray, cell: np.ndarray) -> np.ndarray:
         """|r_j - r_i + S @ cell|^2 (P,) Å^2 of the candidate pairs at ``positions`` (n, 3)
@@ -203,14 +222,21 @@ class VerletNeighborList:
         keep = squared_lengths < (self.cutoff + min(margin, self.skin)) ** 2
         return kept_pairs(keep, self.pairs, self.pair_shift, bool(self._pbc.any()))
 
-    def _needs_rebuild(self, positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray) -> bool:
+    def _needs_rebuild(self, positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray,
+                       within: float) -> bool:
         if self._positions is None or positions.shape != self._positions.shape:
             return True
         if self.all_pairs:  # every pair is a candidate whatever the positions and cell
             return not same_bytes(pbc, self._pbc)
         if not (same_bytes(cell, self._cell) and same_bytes(pbc, self._pbc)):
             return True
-        return largest_squared_displacement(positions, self._positions) > (0.5 * self.skin) ** 2
+        # a pair within cutoff + within now was within cutoff + skin at the build while no
+        # atom moved more than (skin - within) / 2 (not finite: rebuild, and fail there)
+        moved = largest_squared_displacement(positions, self._positions)
+        if not moved <= (0.5 * (self.skin - within)) ** 2:
+            return True
+        self._moved_squared = moved
+        return False
 
 
 class FastForceField(nn.Module):
@@ -291,11 +317,14 @@ class VerletStep(nn.Module):
 
     Inputs: positions r (N, 3) Å, momenta p (N, 3) and forces F (N, 3) eV/Å at r, masses
     (N, 1) amu, ``steps`` (2,) = (dt/2, dt) in ASE time units, all float64; ``reference``
-    (N, 3) Å float64, the positions a pair list was drawn at; species (N,), pairs (2, P) and,
-    for a periodic cell, shift_vectors (P, 3) Å in the student's dtype.
+    (N, 3) Å, the positions a pair list was drawn at, and ``inverse_reach_squared`` (N,)
+    Å^-2, 1 / (how far each atom may move from there with the list still complete)^2 (0:
+    any distance), float64; species (N,), pairs (2, P) and, for a periodic cell,
+    shift_vectors (P, 3) Å in the student's dtype.
     Outputs: F' (N, 3) eV/Å, r' (N, 3) Å and p'' (N, 3), float64, and (3,) float64: E' eV,
-    max_i |r'_i - reference_i|^2 and, for the positions the next step will take when nothing
-    changes in between, the same (Å^2; not finite when a position is not finite).
+    the reach used by r', max_i |r'_i - reference_i|^2 * inverse_reach_squared_i (below 1:
+    the list holds every pair r' needs), and the same for the positions the next step will
+    take when nothing changes in between (not finite when a position is not finite).
     """
 
     def __init__(self, fast: FastForceField) -> None:
@@ -304,8 +333,8 @@ class VerletStep(nn.Module):
         self.dtype = fast.offsets.dtype
 
     def forward(self, positions: Tensor, momenta: Tensor, forces: Tensor, masses: Tensor,
-                steps: Tensor, reference: Tensor, species: Tensor, pairs: Tensor,
-                shift_vectors: Tensor | None = None
+                steps: Tensor, reference: Tensor, inverse_reach_squared: Tensor,
+                species: Tensor, pairs: Tensor, shift_vectors: Tensor | None = None
                 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         half_dt, dt = steps[0], steps[1]
         momenta = momenta + half_dt * forces
@@ -316,15 +345,18 @@ class VerletStep(nn.Module):
         new_forces = new_forces.double()
         momenta = momenta + half_dt * new_forces
         upcoming = positions + dt * (momenta + half_dt * new_forces) / masses
-        scalars = torch.stack([energy[0].double(), _largest_squared_move(positions, reference),
-                               _largest_squared_move(upcoming, reference)])
+        scalars = torch.stack([energy[0].double(),
+                               _reach_used(positions, reference, inverse_reach_squared),
+                               _reach_used(upcoming, reference, inverse_reach_squared)])
         return new_forces, positions, momenta, scalars
 
 
-def _largest_squared_move(positions: Tensor, reference: Tensor) -> Tensor:
-    """max_i |r_i - reference_i|^2 of (N, 3) positions, as a 0-d tensor."""
+def _reach_used(positions: Tensor, reference: Tensor, inverse_reach_squared: Tensor
+                ) -> Tensor:
+    """max_i |r_i - reference_i|^2 * inverse_reach_squared_i of (N, 3) positions and (N,)
+    weights, as a 0-d tensor (nan for a position that is not finite)."""
     moved = positions - reference
-    return (moved * moved).sum(1).amax()
+    return ((moved * moved).sum(1) * inverse_reach_squared).amax()
 
 
 class CompiledEnergyAndForces:
@@ -356,7 +388,8 @@ class CompiledEnergyAndForces:
         self.compile_s = 0.0  # total seconds spent compiling (or loading from the cache)
         self.cache_hits = 0  # programs loaded from the on-disk cache instead of built
         self._programs: dict[bool, Callable[[list[Tensor]], list[Tensor]]] = {}
-        self._at_rest: tuple[Tensor, Tensor, Tensor] | None = None  # zeros, ones, zero steps
+        # zeros (N, 3), ones (N, 1), zero steps (2,), zero weights (N,)
+        self._at_rest: tuple[Tensor, Tensor, Tensor, Tensor] | None = None
 
     def __call__(self, positions: Tensor, species: Tensor, pairs: Tensor,
                  shift_vectors: Tensor | None, batch: Tensor, n_structures: int
@@ -379,11 +412,12 @@ class CompiledEnergyAndForces:
             zeros = torch.zeros(n, 3, dtype=torch.float64, device=positions.device)
             self._at_rest = (zeros, torch.ones(n, 1, dtype=torch.float64,
                                                device=positions.device),
-                             torch.zeros(2, dtype=torch.float64, device=positions.device))
-        zeros, ones, no_time = self._at_rest
+                             torch.zeros(2, dtype=torch.float64, device=positions.device),
+                             torch.zeros(n, dtype=torch.float64, device=positions.device))
+        zeros, ones, no_time, no_reach = self._at_rest
         positions = positions.contiguous()
-        inputs = [positions, zeros, zeros, ones, no_time, positions, species.contiguous(),
-                  pairs.contiguous()]
+        inputs = [positions, zeros, zeros, ones, no_time, positions, no_reach,
+                  species.contiguous(), pairs.contiguous()]
         if shift_vectors is not None:
             inputs.append(shift_vectors.contiguous())
         return inputs
@@ -394,7 +428,7 @@ class CompiledEnergyAndForces:
         inputs as a list (shift_vectors when ``periodic``; N >= 2 atoms, P >= 1 pairs), all
         contiguous, on ``like``'s device, shift vectors in ``like``'s dtype (the
         student's) -> its outputs [forces (N, 3), positions (N, 3), momenta (N, 3), (energy,
-        move, next move) (3,)], float64."""
+        reach used, reach the next step will use) (3,)], float64."""
         if periodic not in self._programs:
             self._programs[periodic] = self._compile(periodic, like)
         return self._programs[periodic]
@@ -554,7 +588,8 @@ def export_verlet_step(fast: FastForceField, periodic: bool, like: Tensor):
     args = _example_inputs(fast, periodic, like)
     atoms, pairs = Dim("atoms", min=2), Dim("pairs", min=1)
     per_atom = {0: atoms}
-    dynamic = [per_atom, per_atom, per_atom, per_atom, None, per_atom, per_atom, {1: pairs}]
+    dynamic = [per_atom, per_atom, per_atom, per_atom, None, per_atom, per_atom, per_atom,
+               {1: pairs}]
     if periodic:
         dynamic.append({0: pairs})
     return export_with_gradients(VerletStep(fast), args, dynamic)
@@ -575,7 +610,7 @@ def _example_inputs(fast: FastForceField, periodic: bool, like: Tensor) -> list[
     pairs = torch.triu_indices(n, n, 1).to(like.device)
     args = [positions, f64(n, 3), f64(n, 3), f64(n, 1) + 1.0,
             torch.tensor([0.01, 0.02], dtype=torch.float64, device=like.device),
-            positions + 0.01, species, pairs]
+            positions + 0.01, f64(n) + 1.0, species, pairs]
     if periodic:
         args.append(torch.zeros(pairs.shape[1], 3).to(like))
     return args
