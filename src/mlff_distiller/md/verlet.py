@@ -36,8 +36,9 @@ least ``margin / 2``). While every atom stays within its reach, two atoms of a m
 cannot together close the gap between them and the cutoff. An atom whose pairs are all in
 the list may go anywhere, so a molecule's list that holds every pair of its atoms (all of a
 9-atom molecule's pairs are within 4 Å) is never redrawn. Against a reach of ``margin / 2``
-for every atom, this redraws ``tiny``'s margin list (0.2 Å) 40 / 24 / 21% less often at 20
-/ 40 / 76 atoms (300 K, demo-trained student).
+for every atom, ``tiny``'s margin list (0.2 Å) is redrawn 38 / 25 / 19% less often at 20 /
+40 / 76 atoms and its compiled steps are 1.04 / 1.02 / 1.01x faster
+(``benchmarks/md_list_reach.py``, 300 K, demo-trained students, 1 thread).
 On larger molecules the margin's extra pairs cost the student more than pruning them each
 step, so from the first redraw where they do (estimated: the student's time per step times
 their share, against :data:`PRUNE_ABOVE_S`) the student gets only the margin list's pairs
