@@ -280,6 +280,17 @@ def timed_blocks(calls: dict, rounds: int, block: int) -> dict:
     return times
 
 
+def versus_columns(times: dict, preset: str, new: str, old: str) -> dict:
+    """Two modes of ``preset`` timed by :func:`timed_blocks`: ``{new}_us`` and ``{old}_us``
+    (medians, µs per step) and ``{old}_over_{new}``, the per-round median of old / new (> 1:
+    ``new`` is faster)."""
+    ours, theirs = times[(preset, new)], times[(preset, old)]
+    return {f"{new}_us": round(1e6 * statistics.median(ours), 1),
+            f"{old}_us": round(1e6 * statistics.median(theirs), 1),
+            f"{old}_over_{new}": round(statistics.median(
+                b / a for a, b in zip(ours, theirs, strict=True)), 3)}
+
+
 def presets_head_to_head(mols, md_calcs: dict, rounds: int, block: int) -> list[dict]:
     """The compiled presets' MD steps on each molecule, in blocks: per round, each preset
     runs ``block`` steps in one ``run`` (after one untimed step) with ``StudentVerlet``

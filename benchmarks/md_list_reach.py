@@ -22,7 +22,6 @@ Never asserts on time.
 from __future__ import annotations
 
 import json
-import statistics
 import sys
 from pathlib import Path
 
@@ -58,12 +57,8 @@ def measure(presets: list[str], rounds: int, block: int) -> list[dict]:
         start = {key: (call.dyn.fast_steps, call.dyn.list_draws) for key, call in calls.items()}
         times = inf.timed_blocks(calls, rounds, block)
         for p in presets:
-            per_atom, uniform = times[(p, "per_atom")], times[(p, "uniform")]
             row = {"preset": p, "n_atoms": n,
-                   "per_atom_us": round(1e6 * statistics.median(per_atom), 1),
-                   "uniform_us": round(1e6 * statistics.median(uniform), 1),
-                   "uniform_over_per_atom": round(statistics.median(
-                       b / a for a, b in zip(per_atom, uniform, strict=True)), 3)}
+                   **inf.versus_columns(times, p, "per_atom", "uniform")}
             for mode in ("per_atom", "uniform"):
                 dyn = calls[(p, mode)].dyn
                 steps, draws = start[(p, mode)]

@@ -21,7 +21,6 @@ Never asserts on time.
 from __future__ import annotations
 
 import json
-import statistics
 import sys
 from pathlib import Path
 
@@ -48,13 +47,9 @@ def measure(presets: list[str], rounds: int, block: int) -> list[dict]:
                 numpy_steps(call)
         times = inf.timed_blocks(calls, rounds, block)
         for p in presets:
-            program, numpy = times[(p, "program")], times[(p, "numpy")]
             dyn = calls[(p, "program")].dyn
             row = {"preset": p, "n_atoms": n,
-                   "program_us": round(1e6 * statistics.median(program), 1),
-                   "numpy_us": round(1e6 * statistics.median(numpy), 1),
-                   "numpy_over_program": round(statistics.median(
-                       b / a for a, b in zip(program, numpy, strict=True)), 3),
+                   **inf.versus_columns(times, p, "program", "numpy"),
                    "program_steps": dyn.program_steps, "fast_steps": dyn.fast_steps,
                    "program_retries": dyn.program_retries, "pruned": bool(dyn._state.prune),
                    "numpy_run_program_steps": calls[(p, "numpy")].dyn.program_steps}

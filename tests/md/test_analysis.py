@@ -126,6 +126,8 @@ def test_largest_squared_displacement():
     moved[1] = [0.3, 0.4, 0.0]
     moved[2] = [0.1, 0.0, 0.0]
     assert a.largest_squared_displacement(moved, reference) == pytest.approx(0.25)
+    weights = np.array([1.0, 0.0, 4.0])  # atom 1 may go anywhere
+    assert a.largest_squared_displacement(moved, reference, weights) == pytest.approx(0.04)
     assert a.largest_squared_displacement(np.zeros((0, 3)), np.zeros((0, 3))) == 0.0
     moved[0, 2] = np.nan
     assert math.isnan(a.largest_squared_displacement(moved, reference))

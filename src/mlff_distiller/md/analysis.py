@@ -80,13 +80,17 @@ def bond_angles(positions: np.ndarray, angles: np.ndarray) -> np.ndarray:
     return np.degrees(np.arctan2(cross, np.sum(u * v, axis=-1)))
 
 
-def largest_squared_displacement(positions: np.ndarray, reference: np.ndarray) -> float:
-    """max_i |r_i - r_i^ref|^2 (Å^2) of two geometries (n, 3) of the same atoms: what the
-    MD loop's list and watchdog checks compare with their limits each step (nan when a
-    coordinate is not finite; 0.0 for no atoms)."""
+def largest_squared_displacement(positions: np.ndarray, reference: np.ndarray,
+                                 weights: np.ndarray | None = None) -> float:
+    """max_i |r_i - r_i^ref|^2 (Å^2) of two geometries (n, 3) of the same atoms, each term
+    times ``weights`` (n,) when given: what the MD loop's list and watchdog checks compare
+    with their limits each step (nan when a coordinate is not finite; 0.0 for no atoms)."""
     moved = positions - reference
     moved *= moved
-    return float(moved.sum(axis=1).max(initial=0.0))
+    squared = moved.sum(axis=1)
+    if weights is not None:
+        squared *= weights
+    return float(squared.max(initial=0.0))
 
 
 ALL_PAIRS_MAX_ATOMS = 64  # min_distance compares all pairs up to this size, else a k-d tree

@@ -56,6 +56,7 @@ from ase.data import atomic_masses
 from ase.md.verlet import VelocityVerlet
 
 from mlff_distiller.errors import InputError
+from mlff_distiller.md.analysis import largest_squared_displacement
 from mlff_distiller.md.calculator import StudentCalculator
 from mlff_distiller.md.fast import (
     CompiledEnergyAndForces,
@@ -202,16 +203,6 @@ class StudentVerlet(StudentSteps, VelocityVerlet):
         return forces
 
 
-def _reach_used(positions: np.ndarray, reference: np.ndarray,
-                inverse_reach_squared: np.ndarray) -> float:
-    """max_i |r_i - reference_i|^2 * inverse_reach_squared_i of (n, 3) positions Å and (n,)
-    weights Å^-2: below 1 when every atom is within its reach (nan for a position that is
-    not finite; 0.0 for no atoms)."""
-    moved = positions - reference
-    moved *= moved
-    return float((moved.sum(axis=1) * inverse_reach_squared).max(initial=0.0))
-
-
 def _fast_path_applies(atoms, calc, constraints_allowed: bool) -> bool:
     if not (isinstance(calc, StudentCalculator) and calc.fast and calc.neighbors.skin > 0):
         return False
@@ -280,8 +271,8 @@ class _PairList:
         self._reference_input: torch.Tensor | None = None  # (n, 3) float64, self.reference
         self._masses_input: torch.Tensor | None = None  # (n, 1) amu, self.masses
         self._steps_input: tuple[float, torch.Tensor] | None = None  # dt, (dt/2, dt)
-        # the reach (_reach_used) the positions the next step will write use, as the last
-        # program step predicted them (None: no prediction)
+        # the reach (see _within_reach) the positions the next step will write use, as the
+        # last program step predicted them (None: no prediction)
         self._next_reach_used: float | None = None
 
     def made_for(self, atoms) -> bool:
@@ -303,8 +294,8 @@ class _PairList:
         """Make ``self.pairs`` hold every pair within the cutoff at ``positions`` (n, 3) Å."""
         if self.complete:
             return
-        if not (self.reference is not None and _reach_used(
-                positions, self.reference, self._inverse_reach_squared) < 1.0):
+        if self.reference is None or not self._within_reach(largest_squared_displacement(
+                positions, self.reference, self._inverse_reach_squared)):
             self._draw(positions, atoms, counts)
         elif self.prune:  # the margin list still holds them: keep those within the cutoff
             pairs, pair_shift, shift_vectors = self._margin_list
@@ -417,8 +408,9 @@ class _PairList:
 
     @staticmethod
     def _within_reach(used: float) -> bool:
-        """True when positions that use ``used`` of their reach (:func:`_reach_used`; not
-        finite for non-finite positions) have all their pairs in this list."""
+        """True when positions that use ``used`` of their reach (the largest squared move
+        from :attr:`reference` weighted by 1 / reach^2; not finite for non-finite positions)
+        have all their pairs in this list."""
         return used < 1.0
 
     def program_step(self, atoms, dt: float, checked: bool) -> np.ndarray | None:
