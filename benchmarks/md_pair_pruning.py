@@ -1,5 +1,5 @@
-"""What ``StudentVerlet``'s pair-list pruning pays, and where ``PRUNE_ABOVE_S`` puts it; JSON
-out.
+"""What ``StudentVerlet``'s pair-list pruning pays, and whether the default's trial of both
+kinds of step keeps the faster; JSON out.
 
 Per preset (zoo students, or ``--student PRESET=PATH`` as in ``inference.py``) and molecule
 (9/20/40/76 atoms, 300 K NVE, 0.5 fs, compiled, 1 thread), three ``StudentVerlet`` runs on
@@ -9,14 +9,14 @@ their own calculators, alternating in blocks of ``--block`` steps (medians over
   margin_us   ``prune=False``: the student gets the margin list (pairs within cutoff +
               margin when it was drawn), redrawn as atoms move
   prune_us    ``prune=True``: every step, only the margin list's pairs now within the cutoff
-  auto_us     ``prune=None`` (the default): starts with the margin list and prunes from the
-              first redraw where the estimated cost of the margin's extra pairs (their share
-              of the list x the student's time per step) exceeds ``PRUNE_ABOVE_S``
+  auto_us     ``prune=None`` (the default): times steps with the margin list, then pruned
+              ones from a redraw, and keeps the faster kind (``md.prune_trial.PruneTrial``)
 
-and per case the estimate the rule compares (``estimate_us``, from the margin run at its
-end), what the default chose (``auto_pruned``), and ``margin_over_prune`` (> 1: pruning is
-faster). A limit is right when the cases with ``margin_over_prune`` > 1 are those whose
-estimate exceeds it.
+and per case what the default's trial measured (``trial_margin_us``, ``trial_prune_us``:
+median µs per step of each kind, None when the run never redrew its list, so never tried
+pruning), what it chose (``auto_pruned``), and ``margin_over_prune`` (> 1: pruning is
+faster). The trial is right when ``auto_pruned`` goes with ``margin_over_prune`` > 1, and
+``auto_us`` is then near the faster of the other two.
 
 Usage: .venv/bin/python benchmarks/md_pair_pruning.py [--student tiny=PATH] --out FILE
 Never asserts on time.
@@ -35,22 +35,8 @@ sys.path.insert(0, str(HERE))
 MODES = {"margin": False, "prune": True, "auto": None}
 
 
-def rule_estimate_us(dyn) -> float:
-    """The pruning rule's estimate (µs) for ``dyn``'s margin list at the current positions:
-    the share of its pairs beyond the cutoff times the student's time per step."""
-    from mlff_distiller.md.fast import pair_squared_lengths
-
-    state = dyn._state
-    pairs, _, shift_vectors = state._margin_list
-    lengths = pair_squared_lengths(dyn.atoms.positions, pairs, shift_vectors)
-    extra_share = 1.0 - float((lengths < state._cutoff_squared).sum()) / max(pairs.shape[1], 1)
-    return 1e6 * extra_share * state._student_s
-
-
 def measure(presets: list[str], rounds: int, block: int) -> list[dict]:
     import inference as inf
-
-    from mlff_distiller.md.verlet import PRUNE_ABOVE_S
 
     out = []
     for n, calls in inf.compiled_verlet_calls(presets, MODES):
@@ -59,12 +45,14 @@ def measure(presets: list[str], rounds: int, block: int) -> list[dict]:
         for p in presets:
             us = {mode: 1e6 * statistics.median(times[(p, mode)]) for mode in MODES}
             margin_dyn = calls[(p, "margin")].dyn
+            auto_state = calls[(p, "auto")].dyn._state
+            trial = auto_state.trial.medians_us()
             row = {"preset": p, "n_atoms": n,
                    **{f"{mode}_us": round(v, 1) for mode, v in us.items()},
                    "margin_over_prune": round(us["margin"] / us["prune"], 3),
-                   "estimate_us": round(rule_estimate_us(margin_dyn), 1),
-                   "prune_above_us": 1e6 * PRUNE_ABOVE_S,
-                   "auto_pruned": bool(calls[(p, "auto")].dyn._state.prune),
+                   "trial_margin_us": trial["margin_us"],
+                   "trial_prune_us": trial["prune_us"],
+                   "auto_pruned": bool(auto_state.prune),
                    "margin_list_complete": bool(margin_dyn._state.complete),
                    "draws_per_100_steps": {
                        mode: round(100 * calls[(p, mode)].dyn.list_draws / steps, 1)

@@ -91,22 +91,53 @@ def test_pruned_float32_trajectory_is_ase_bit_for_bit():
     assert _largest_difference(ase_frames, ours) == 0.0
 
 
-def test_pruning_takes_over_where_extra_pairs_cost_more():
-    """Atorvastatin (76 atoms) with the zoo's `original`: the margin list's extra pairs cost
-    more than pruning, so the list is pruned from then on, still on ASE's trajectory;
-    ethanol, all of whose pairs are within the cutoff, keeps its margin list."""
-    from mlff_distiller import load_student
-    from mlff_distiller.structures.sources import embed_conformers
+@pytest.mark.parametrize("pruning_faster", [True, False, None])
+def test_the_default_times_both_kinds_of_step_and_keeps_the_faster(pruning_faster):
+    """prune=None: steps with the margin list, then (from a redraw) pruned ones, each timed,
+    then the faster kind for good, on ASE's trajectory throughout (float64). A clock under
+    the test's control makes a pruned step take half or twice as long as a margin step;
+    with the real clock (None) either may win, but a choice is made and held."""
+    model = perturbed_student("tiny").double().eval()
+    atoms = _hot_ether(900.0)
+    ase_frames, _ = _trajectory(VelocityVerlet, atoms, StudentCalculator(model), 300)
+    atoms = atoms.copy()
+    atoms.calc = StudentCalculator(model)
+    dyn = StudentVerlet(atoms, timestep=0.5 * units.fs)
+    now = [0.0]
 
-    model = load_student("sevennet-organic-original")
-    smiles = "CC(C)c1c(C(=O)Nc2ccccc2)c(-c2ccccc2)c(-c2ccc(F)cc2)n1CCC(O)CC(O)CC(=O)O"
-    for atoms, pruned in ((embed_conformers(smiles, 1, seed=0)[0], True),
-                          (molecule("CH3CH2OH"), False)):
-        maxwell_boltzmann(atoms, 300.0, np.random.default_rng(0))
-        ase_frames, _ = _trajectory(VelocityVerlet, atoms, StudentCalculator(model), 30)
-        ours, dyn = _trajectory(StudentVerlet, atoms, StudentCalculator(model), 30)
-        assert bool(dyn._state.prune) is pruned
-        assert _largest_difference(ase_frames, ours) < 1e-3  # float32: regrouped sums
+    def clock():  # read at the start of each step: the step that just ended took...
+        now[0] += (0.5 if pruning_faster else 2.0) if dyn._state.prune else 1.0
+        return now[0]
+
+    frames = []
+
+    def record():
+        if dyn.nsteps == 1 and pruning_faster is not None:  # the pair list exists now
+            dyn._state.trial.clock = clock
+        frames.append((atoms.get_positions(), atoms.get_momenta(), atoms.get_forces(),
+                       atoms.get_potential_energy()))
+
+    dyn.attach(record, interval=1)
+    dyn.run(300)
+    assert _largest_difference(ase_frames, frames) < 1e-9
+    state = dyn._state
+    assert state.trial.chosen is state.prune  # decided
+    if pruning_faster is not None:
+        assert state.prune is pruning_faster
+    margin_pairs = state._margin_list[0].shape[1]
+    if state.prune:  # the margin's extra pairs go
+        assert state.pairs.shape[1] < margin_pairs
+    else:  # the margin list back, whole
+        assert state.pairs.shape[1] == margin_pairs
+
+
+def test_a_fixed_choice_is_never_timed():
+    """prune=True or False: no trial, the list stays as asked."""
+    model = perturbed_student("tiny").double().eval()
+    for prune in (True, False):
+        _, dyn = _trajectory(StudentVerlet, _hot_ether(900.0), StudentCalculator(model), 60,
+                             prune=prune)
+        assert dyn._state.trial is None and dyn._state.prune is prune
 
 
 def test_a_list_of_every_pair_is_drawn_once():

@@ -39,16 +39,16 @@ the list may go anywhere, so a molecule's list that holds every pair of its atom
 for every atom, ``tiny``'s margin list (0.2 Å) is redrawn 38 / 25 / 19% less often at 20 /
 40 / 76 atoms and its compiled steps are 1.04 / 1.02 / 1.01x faster
 (``benchmarks/md_list_reach.py``, 300 K, demo-trained students, 1 thread).
-On larger molecules the margin's extra pairs cost the student more than pruning them each
-step, so from the first redraw where they do (estimated: the student's time per step times
-their share, against :data:`PRUNE_ABOVE_S`) the student gets only the margin list's pairs
-now within the cutoff, measured every step (the margin list, smaller than the calculator's
-candidates, is still redrawn as above).
+On larger molecules the margin's extra pairs can cost the student more than pruning them
+each step, where the student gets only the margin list's pairs now within the cutoff,
+measured every step (the margin list, smaller than the calculator's candidates, is still
+redrawn as above). By default (``prune=None``) each integrator times both: its steps with
+the margin list until the first redraw after :data:`~mlff_distiller.md.prune_trial.
+TRIAL_STEPS` of them, then as many pruned steps, and keeps the faster kind
+(:class:`~mlff_distiller.md.prune_trial.PruneTrial`).
 """
 
 from __future__ import annotations
-
-import time
 
 import numpy as np
 import torch
@@ -64,17 +64,9 @@ from mlff_distiller.md.fast import (
     pair_squared_lengths,
     same_bytes,
 )
+from mlff_distiller.md.prune_trial import PruneTrial
 
 DEFAULT_MARGIN = 0.2  # Å beyond the cutoff kept in a margin pair list
-# pruning takes over when the margin's extra pairs are estimated to cost more than this per
-# step. The estimate (their share of the list x the student's time per step) overstates
-# them, since part of that time does not grow with the pairs. benchmarks/md_pair_pruning.py
-# (three runs, demo-trained students, 1 thread), pruning every step against keeping the
-# margin list: `original` 1.02-1.03x faster at 40 atoms, 0.98-1.00x at 20 and 0.99-1.04x at
-# 76 (estimates 23-42, 138-164 and 374-494 us); `tiny` 0.82-0.87x at 20 atoms, 0.93-0.97x
-# at 40 and 0.99-1.01x at 76 (estimates 8-11, 29-36 and 72-95 us). The limit keeps pruning
-# from the cases where it costs, and the rest are within 4% either way
-PRUNE_ABOVE_S = 80e-6
 
 
 class StudentSteps:
@@ -107,7 +99,8 @@ class StudentSteps:
         self._fresh = False  # the last step left the calculator's results current
 
     def irun(self, steps=50):
-        self._checked = False  # the first step of each run checks calculator and weights
+        # the first step of each run checks calculator and weights, and is not timed
+        self._checked = False
         return super().irun(steps)
 
     def _fast_state(self, forces, constraints_allowed: bool) -> _PairList | None:
@@ -122,6 +115,7 @@ class StudentSteps:
             self._state = None
             return None
         state = self._state
+        first_of_run = not self._checked
         if not (self._checked and state is not None and state.current(atoms)):
             if calc._weights_version() != calc._built_from:
                 calc.reset()  # its results are those of the old weights
@@ -135,6 +129,8 @@ class StudentSteps:
                 state = self._state = _PairList(calc, atoms,
                                                 min(self.margin, calc.neighbors.skin), self.prune)
             self._checked = True
+        if state.trial is not None and state.trial.chosen is None:
+            state.step_started(atoms, self.list_draws, first_of_run)
         self.fast_steps += 1
         self._fresh = True
         return state
@@ -163,8 +159,7 @@ class StudentVerlet(StudentSteps, VelocityVerlet):
             skin): larger redraws the list less often, smaller gives the student fewer
             pairs.
         prune: True prunes the pair list every step, False keeps a margin list, None
-            (default) starts with a margin list and prunes from the point where the
-            margin's extra pairs cost more time than pruning.
+            (default) times steps of both kinds and keeps the faster (module docstring).
         **kwargs: passed to ``VelocityVerlet`` (``trajectory``, ``logfile``, ``loginterval``).
 
     Changes made to the atoms between steps (by an observer, say) are followed; changes to
@@ -241,7 +236,10 @@ class _PairList:
         # distance), and the same as a program input
         self._inverse_reach_squared: np.ndarray | None = None
         self._reach_input: torch.Tensor | None = None
-        self.prune = prune  # None: chosen from measured cost at the first redraw
+        # True: pruned every step; False: the margin list; None: margin list steps until
+        # the trial times pruned ones (the trial, kept once it chose, says what it measured)
+        self.prune = prune
+        self.trial = PruneTrial() if prune is None else None
         self.pairs: torch.Tensor | None = None
         self.shift_vectors: torch.Tensor | None = None  # (P, 3) Å for periodic cells
         self._cutoff_squared = calc.neighbors.cutoff ** 2  # Å^2
@@ -255,7 +253,6 @@ class _PairList:
         self.complete = False
         # (n, 3) float32 student input on a CPU, and its numpy view
         self._positions_buffer: tuple[torch.Tensor, np.ndarray] | None = None
-        self._student_s = 0.0  # running mean of the student's time per step
         self._written: tuple[dict, np.ndarray] | None = None  # results, positions
         # (n, 1) amu from the numbers (None: not yet, or atoms with masses of their own)
         self.masses: np.ndarray | None = None
@@ -310,11 +307,10 @@ class _PairList:
         lengths = neighbors.squared_lengths(positions, cell)  # one pass for both limits
         pairs, pair_shift = neighbors.pairs_within(positions, cell, self.margin, lengths)
         counts.list_draws += 1
-        if self.prune is None and self.reference is not None:  # a redraw: decide
-            n_within = int(np.count_nonzero(lengths < self._cutoff_squared))
-            extra_share = 1.0 - n_within / max(pairs.shape[1], 1)
-            if extra_share * self._student_s > PRUNE_ABOVE_S:
-                self.prune = True
+        trial = self.trial
+        if self.reference is not None and trial is not None and trial.may_start_pruning():
+            trial.pruning = True  # a redraw: from here the trial's pruned steps
+            self.prune = True
         self._margin_list = (pairs, pair_shift, pair_shift @ cell if self._periodic else None)
         self.reference = positions.copy()
         self._reference_input = torch.from_numpy(self.reference)
@@ -324,9 +320,29 @@ class _PairList:
         if self.prune:
             self._set_pairs(*neighbors.pairs_within(positions, cell, 0.0, lengths), atoms)
             return
+        self._use_margin_list(atoms)
+
+    def _use_margin_list(self, atoms) -> None:
+        """Hand the student the margin list's pairs (no longer pruned)."""
+        pairs, pair_shift, _ = self._margin_list
         self._set_pairs(pairs, pair_shift, atoms)
-        n_atoms = len(positions)
+        n_atoms = len(atoms)
         self.complete = not self._periodic and pairs.shape[1] == n_atoms * (n_atoms - 1) // 2
+
+    def step_started(self, atoms, draws: int, first_of_run: bool) -> None:
+        """Time the steps for the trial (:attr:`trial`, prune=None) at the start of each fast
+        step, and apply its choice once made: pruning stays on, or the student gets the
+        margin list back (the next step then computes its positions in numpy, with no
+        prediction from a pruned step)."""
+        trial = self.trial
+        trial.step_started(bool(self.prune), draws, first_of_run)
+        chosen = trial.choose()
+        if chosen is None:
+            return
+        self.prune = chosen  # for the rest of this list's life
+        if not chosen:
+            self._use_margin_list(atoms)
+            self._next_reach_used = None
 
     def _inverse_reaches(self, lengths: np.ndarray, n_atoms: int) -> np.ndarray:
         """1 / reach_i^2 (n,) Å^-2 of a margin list drawn from the calculator's candidates
@@ -429,10 +445,8 @@ class _PairList:
                   self._reach_input, calc._inputs["species"], self.pairs]
         if self.shift_vectors is not None:
             inputs.append(self.shift_vectors)
-        start = time.perf_counter()
         forces, positions, momenta, scalars = self._program(inputs)
         energy, used, self._next_reach_used = scalars.tolist()
-        self._student_s += 0.2 * (time.perf_counter() - start - self._student_s)
         if not checked and not self._within_reach(used):
             self._next_reach_used = None
             return None
@@ -467,7 +481,6 @@ class _PairList:
         if not listed:
             self.update(positions, atoms, counts)
         inputs = calc._inputs
-        start = time.perf_counter()
         if self._program is None:
             energy, forces = self.fn(self._student_positions(positions), inputs["species"],
                                      self.pairs, self.shift_vectors, inputs["batch"], 1)
@@ -482,7 +495,6 @@ class _PairList:
         value = energy.item()
         forces = (forces if forces.is_cpu else forces.cpu()).numpy().astype(np.float64,
                                                                              copy=False)
-        self._student_s += 0.2 * (time.perf_counter() - start - self._student_s)
         return self._record(positions, value, forces)
 
     def _record(self, positions: np.ndarray, energy: float, forces: np.ndarray) -> np.ndarray:
@@ -496,4 +508,4 @@ class _PairList:
         return forces
 
 
-__all__ = ["DEFAULT_MARGIN", "PRUNE_ABOVE_S", "StudentSteps", "StudentVerlet"]
+__all__ = ["DEFAULT_MARGIN", "StudentSteps", "StudentVerlet"]
