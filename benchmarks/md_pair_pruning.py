@@ -9,8 +9,9 @@ their own calculators, alternating in blocks of ``--block`` steps (medians over
   margin_us   ``prune=False``: the student gets the margin list (pairs within cutoff +
               margin when it was drawn), redrawn as atoms move
   prune_us    ``prune=True``: every step, only the margin list's pairs now within the cutoff
-  auto_us     ``prune=None`` (the default): times steps with the margin list, then pruned
-              ones from a redraw, and keeps the faster kind (``md.prune_trial.PruneTrial``)
+  auto_us     ``prune=None`` (the default): from its first redraw, times steps with the
+              margin list and pruned ones in alternating blocks, and keeps the faster kind
+              (``md.prune_trial.PruneTrial``)
 
 and per case what the default's trial measured (``trial_margin_us``, ``trial_prune_us``:
 median µs per step of each kind, None when the run never redrew its list, so never tried

@@ -42,10 +42,9 @@ for every atom, ``tiny``'s margin list (0.2 Å) is redrawn 38 / 25 / 19% less of
 On larger molecules the margin's extra pairs can cost the student more than pruning them
 each step, where the student gets only the margin list's pairs now within the cutoff,
 measured every step (the margin list, smaller than the calculator's candidates, is still
-redrawn as above). By default (``prune=None``) each integrator times both: its steps with
-the margin list until the first redraw after :data:`~mlff_distiller.md.prune_trial.
-TRIAL_STEPS` of them, then as many pruned steps, and keeps the faster kind
-(:class:`~mlff_distiller.md.prune_trial.PruneTrial`).
+redrawn as above). By default (``prune=None``) each integrator times both from its first
+redraw, in alternating blocks of steps of each kind, and keeps the faster kind
+(:class:`~mlff_distiller.md.prune_trial.PruneTrial`: 12 timed steps of each).
 """
 
 from __future__ import annotations
@@ -308,9 +307,8 @@ class _PairList:
         pairs, pair_shift = neighbors.pairs_within(positions, cell, self.margin, lengths)
         counts.list_draws += 1
         trial = self.trial
-        if self.reference is not None and trial is not None and trial.may_start_pruning():
-            trial.pruning = True  # a redraw: from here the trial's pruned steps
-            self.prune = True
+        if self.reference is not None and trial is not None and not trial.started:
+            trial.start()  # a redraw: the list moves, so the kinds of step are worth timing
         self._margin_list = (pairs, pair_shift, pair_shift @ cell if self._periodic else None)
         self.reference = positions.copy()
         self._reference_input = torch.from_numpy(self.reference)
@@ -330,17 +328,25 @@ class _PairList:
         self.complete = not self._periodic and pairs.shape[1] == n_atoms * (n_atoms - 1) // 2
 
     def step_started(self, atoms, draws: int, first_of_run: bool) -> None:
-        """Time the steps for the trial (:attr:`trial`, prune=None) at the start of each fast
-        step, and apply its choice once made: pruning stays on, or the student gets the
-        margin list back (the next step then computes its positions in numpy, with no
-        prediction from a pruned step)."""
+        """At the start of each fast step while the trial (:attr:`trial`, prune=None) has
+        not chosen: set the kind of step it hands out, time the steps, and keep the kind it
+        chooses for the rest of this list's life."""
         trial = self.trial
+        if trial.started:
+            self._set_kind(trial.next_kind(), atoms)
         trial.step_started(bool(self.prune), draws, first_of_run)
         chosen = trial.choose()
-        if chosen is None:
+        if chosen is not None:
+            self._set_kind(chosen, atoms)
+
+    def _set_kind(self, pruned: bool, atoms) -> None:
+        """Prune from this step on (its list update keeps the pairs within the cutoff), or
+        hand the student the margin list again (this step then computes its positions in
+        numpy: a pruned step made no prediction for it)."""
+        if pruned == bool(self.prune):
             return
-        self.prune = chosen  # for the rest of this list's life
-        if not chosen:
+        self.prune = pruned
+        if not pruned:
             self._use_margin_list(atoms)
             self._next_reach_used = None
 
