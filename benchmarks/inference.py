@@ -291,6 +291,15 @@ def versus_columns(times: dict, preset: str, new: str, old: str) -> dict:
                 b / a for a, b in zip(ours, theirs, strict=True)), 3)}
 
 
+def pair_list_kind(dyn) -> str:
+    """What a ``StudentVerlet`` run's pair list ended as: "pruned" (every step), "margin",
+    or "margin, untried" (never redrawn, so never timed against pruning)."""
+    state = dyn._state
+    if state.prune:
+        return "pruned"
+    return "margin" if state.trial is None or state.trial.chosen is not None else "margin, untried"
+
+
 def presets_head_to_head(mols, md_calcs: dict, rounds: int, block: int) -> list[dict]:
     """The compiled presets' MD steps on each molecule, in blocks: per round, each preset
     runs ``block`` steps in one ``run`` (after one untimed step) with ``StudentVerlet``
@@ -321,7 +330,8 @@ def presets_head_to_head(mols, md_calcs: dict, rounds: int, block: int) -> list[
             best = {p: [min(a, b) for a, b in zip(ours[p], ase[p], strict=True)] for p in ours}
             row = {"n_atoms": n, "threads": threads, "rounds": rounds, "block": block,
                    "md_step_ms": {p: 1e3 * statistics.median(t) for p, t in ours.items()},
-                   "ase_md_step_ms": {p: 1e3 * statistics.median(t) for p, t in ase.items()}}
+                   "ase_md_step_ms": {p: 1e3 * statistics.median(t) for p, t in ase.items()},
+                   "pair_list": {p: pair_list_kind(steps[(p, False)].dyn) for p in md_calcs}}
             if "original" in ours:
                 for name, times in (("", ours), ("ase_", ase), ("best_integrator_", best)):
                     row[f"x_original_{name}per_round_median"] = {

@@ -306,9 +306,7 @@ class _PairList:
         lengths = neighbors.squared_lengths(positions, cell)  # one pass for both limits
         pairs, pair_shift = neighbors.pairs_within(positions, cell, self.margin, lengths)
         counts.list_draws += 1
-        trial = self.trial
-        if self.reference is not None and trial is not None and not trial.started:
-            trial.start()  # a redraw: the list moves, so the kinds of step are worth timing
+        redraw = self.reference is not None
         self._margin_list = (pairs, pair_shift, pair_shift @ cell if self._periodic else None)
         self.reference = positions.copy()
         self._reference_input = torch.from_numpy(self.reference)
@@ -319,6 +317,9 @@ class _PairList:
             self._set_pairs(*neighbors.pairs_within(positions, cell, 0.0, lengths), atoms)
             return
         self._use_margin_list(atoms)
+        trial = self.trial
+        if redraw and trial is not None and not trial.started and not self.complete:
+            trial.start()  # the list moves, and holds extra pairs: worth timing both kinds
 
     def _use_margin_list(self, atoms) -> None:
         """Hand the student the margin list's pairs (no longer pruned)."""
