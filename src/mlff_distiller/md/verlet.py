@@ -319,7 +319,8 @@ class _PairList:
         self._use_margin_list(atoms)
         trial = self.trial
         if redraw and trial is not None and not trial.started and not self.complete:
-            trial.start()  # the list moves, and holds extra pairs: worth timing both kinds
+            # a list of every pair skips its updates, so its pruned steps would not prune
+            trial.start()
 
     def _use_margin_list(self, atoms) -> None:
         """Hand the student the margin list's pairs (no longer pruned)."""
