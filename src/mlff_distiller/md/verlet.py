@@ -24,8 +24,8 @@ skips numpy altogether (the program checks the positions it used, and the step i
 again on a redrawn list if an observer's change sent them further). Same trajectory, bit
 for bit; against the numpy step around the same program (``benchmarks/md_program_step.py``,
 1 thread), ``tiny`` steps 1.09 / 1.08 / 1.07x faster at 9 / 20 / 40 atoms, ``original``
-1.07x at 9 atoms and 1.01-1.03x from 20 atoms, where it prunes its list every step and so
-still computes the positions in numpy first.
+1.07x at 9 atoms and 1.01-1.03x from 20 atoms, where it then (session 23) pruned its list
+every step and so still computed the positions in numpy first.
 
 Pairs: the student must see every pair within its cutoff; pairs beyond it contribute
 exactly zero, so the list may hold extra ones. A *margin* list holds the pairs that were
