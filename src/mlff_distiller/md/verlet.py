@@ -128,7 +128,7 @@ class StudentSteps:
                 state = self._state = _PairList(calc, atoms,
                                                 min(self.margin, calc.neighbors.skin), self.prune)
             self._checked = True
-        if state.trial is not None and state.trial.chosen is None:
+        if state.timing:  # the trial of both kinds of step is under way
             state.step_started(atoms, self.list_draws, first_of_run)
         self.fast_steps += 1
         self._fresh = True
@@ -239,6 +239,7 @@ class _PairList:
         # the trial times pruned ones (the trial, kept once it chose, says what it measured)
         self.prune = prune
         self.trial = PruneTrial() if prune is None else None
+        self.timing = False  # the trial has started and not chosen yet
         self.pairs: torch.Tensor | None = None
         self.shift_vectors: torch.Tensor | None = None  # (P, 3) Å for periodic cells
         self._cutoff_squared = calc.neighbors.cutoff ** 2  # Å^2
@@ -321,6 +322,7 @@ class _PairList:
         if redraw and trial is not None and not trial.started and not self.complete:
             # a list of every pair skips its updates, so its pruned steps would not prune
             trial.start()
+            self.timing = True
 
     def _use_margin_list(self, atoms) -> None:
         """Hand the student the margin list's pairs (no longer pruned)."""
@@ -330,15 +332,15 @@ class _PairList:
         self.complete = not self._periodic and pairs.shape[1] == n_atoms * (n_atoms - 1) // 2
 
     def step_started(self, atoms, draws: int, first_of_run: bool) -> None:
-        """At the start of each fast step while the trial (:attr:`trial`, prune=None) has
-        not chosen: set the kind of step it hands out, time the steps, and keep the kind it
+        """At the start of each fast step while the trial (:attr:`trial`, prune=None) is
+        under way: set the kind of step it hands out, time the steps, and keep the kind it
         chooses for the rest of this list's life."""
         trial = self.trial
-        if trial.started:
-            self._set_kind(trial.next_kind(), atoms)
+        self._set_kind(trial.next_kind(), atoms)
         trial.step_started(bool(self.prune), draws, first_of_run)
         chosen = trial.choose()
         if chosen is not None:
+            self.timing = False
             self._set_kind(chosen, atoms)
 
     def _set_kind(self, pruned: bool, atoms) -> None:
