@@ -9,10 +9,12 @@ import torch
 from mlff_distiller import build_student
 
 
-def perturbed_student(preset: str = "tiny", elements=(1, 6, 7, 8, 14), seed: int = 0):
+def perturbed_student(preset: str = "tiny", elements=(1, 6, 7, 8, 14), seed: int = 0,
+                      cutoff: float | None = None):
     """A float64 student whose weights and energy references are far from initial values,
-    so physics checks exercise every block (a fresh model is too close to trivial)."""
-    model = build_student(preset, elements=elements, seed=seed).double()
+    so physics checks exercise every block (a fresh model is too close to trivial);
+    ``cutoff`` in Å overrides the preset's."""
+    model = build_student(preset, elements=elements, seed=seed, cutoff=cutoff).double()
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for p in model.parameters():

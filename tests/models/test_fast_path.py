@@ -395,6 +395,60 @@ def test_compile_failure_is_a_clear_error(monkeypatch):
         atoms.get_forces()
 
 
+def test_a_program_that_differs_from_the_eager_step_is_an_error():
+    """Every compiled program is run once on the tracing inputs against VerletStep run
+    eagerly: one returning zero forces (as torch 2.13's Inductor once built) is refused with
+    a clear error, the eager step's own results pass."""
+    from mlff_distiller.md.fast import CompiledEnergyAndForces, VerletStep, _example_inputs
+
+    fast = FastForceField(perturbed_student("ultra-tiny").float())
+    compiled = CompiledEnergyAndForces(fast)
+    like = torch.empty(0)
+
+    def eager(inputs):
+        return [t.detach() for t in VerletStep(fast)(*inputs)]
+
+    def zero_forces(inputs):
+        forces, *rest = eager(inputs)
+        return [torch.zeros_like(forces), *rest]
+
+    assert float(eager(_example_inputs(fast, False, like))[0].abs().max()) > 1e-3
+    compiled._check_program(eager, False, like)
+    with pytest.raises(RuntimeError, match=r"program whose forces differ.*compile=False"):
+        compiled._check_program(zero_forces, False, like)
+
+
+def test_the_step_watches_the_pairs_its_list_lacks():
+    """VerletStep's reach used: below 1 while every watched pair is beyond its limit (the
+    squared cutoff), at least 1 once one is within it, whatever the atoms' moves; a
+    placeholder pair (limit 0) never counts; the prediction for the next step counts the
+    moves alone."""
+    from mlff_distiller.md.fast import VerletStep
+
+    fast = FastForceField(perturbed_student("ultra-tiny"))
+    step = VerletStep(fast)
+    cutoff = fast.cutoff
+    positions = torch.tensor([[0.0, 0.0, 0.0], [2.0, 0.0, 0.0], [cutoff + 0.3, 0.0, 0.0]],
+                             dtype=torch.float64)
+    species = torch.zeros(3, dtype=torch.long)
+    pairs = torch.tensor([[0, 1], [1, 2]])  # (0, 1) and (1, 2); (0, 2) is watched
+    zeros = torch.zeros(3, 3, dtype=torch.float64)
+    rest = (torch.ones(3, 1, dtype=torch.float64), torch.zeros(2, dtype=torch.float64),
+            positions.clone(), torch.zeros(3, dtype=torch.float64))
+
+    def used(at, watch, limits):
+        scalars = step(at, zeros, zeros, *rest, watch, limits, species, pairs)[3]
+        return float(scalars[1]), float(scalars[2])
+
+    watch, limit = torch.tensor([[0], [2]]), torch.tensor([cutoff**2], dtype=torch.float64)
+    assert used(positions, watch, limit)[0] == pytest.approx(cutoff**2 / (cutoff + 0.3)**2)
+    closer = positions.clone()
+    closer[2, 0] = cutoff - 0.1
+    now, upcoming = used(closer, watch, limit)
+    assert now >= 1.0 and upcoming == 0.0  # the moves alone: reach weights of 0
+    assert used(closer, watch, torch.zeros(1, dtype=torch.float64)) == (0.0, 0.0)
+
+
 @pytest.mark.slow
 def test_compiled_calculator_equals_eager_float32():
     """AOTInductor-compiled energy + forces equal the eager model: two molecule sizes on one

@@ -318,13 +318,27 @@ class VerletStep(nn.Module):
     Inputs: positions r (N, 3) Å, momenta p (N, 3) and forces F (N, 3) eV/Å at r, masses
     (N, 1) amu, ``steps`` (2,) = (dt/2, dt) in ASE time units, all float64; ``reference``
     (N, 3) Å, the positions a pair list was drawn at, and ``inverse_reach_squared`` (N,)
-    Å^-2, 1 / (how far each atom may move from there with the list still complete)^2 (0:
-    any distance), float64; species (N,), pairs (2, P) and, for a periodic cell,
-    shift_vectors (P, 3) Å in the student's dtype.
-    Outputs: F' (N, 3) eV/Å, r' (N, 3) Å and p'' (N, 3), float64, and (3,) float64: E' eV,
-    the reach used by r', max_i |r'_i - reference_i|^2 * inverse_reach_squared_i (below 1:
-    the list holds every pair r' needs), and the same for the positions the next step will
-    take when nothing changes in between (not finite when a position is not finite).
+    Å^-2, 1 / (how far each atom may move from there before a pair the list's candidates
+    lack could come within the cutoff)^2 (0: any distance), float64; ``watch`` (2, M), the
+    candidate pairs the list lacks, and ``watch_cutoff_squared`` (M,) Å^2 float64, the
+    squared cutoff each must stay beyond (0 for a placeholder pair, which then never
+    counts); species (N,), pairs (2, P) and, for a periodic cell, shift_vectors (P, 3) Å in
+    the student's dtype and ``watch_shift_vectors`` (M, 3) Å in float64.
+    Outputs: F' (N, 3) eV/Å, r' (N, 3) Å and p'' (N, 3), float64, and (4,) float64: E' eV,
+    the reach used by r' (:func:`_reach_used`: below 1, the list holds every pair within
+    the cutoff at r'), the reach the positions the next step will take when nothing
+    changes in between use by the atoms' moves alone (:func:`_moves_used`; the watched
+    pairs are measured only at r'), and max_i |r'_i - r_i|^2 in Å^2, this step's largest
+    move, from which the caller predicts whether the next step keeps the watched pairs
+    beyond the cutoff (a step that brings one within it is found by the check of r' and
+    taken again on a redrawn list); not finite when a position is not.
+
+    The watched pairs are measured at r' alone because torch 2.13's Inductor miscompiles
+    the step when they are also measured at the next step's positions (or at a bound
+    computed from them): the program then returned zero forces, read from the gradient
+    buffers before the backward pass filled them (seen for the ``tiny`` and ``ultra-tiny``
+    test students, float32). :meth:`CompiledEnergyAndForces.program` checks every program
+    against this module before using it.
     """
 
     def __init__(self, fast: FastForceField) -> None:
@@ -334,24 +348,48 @@ class VerletStep(nn.Module):
 
     def forward(self, positions: Tensor, momenta: Tensor, forces: Tensor, masses: Tensor,
                 steps: Tensor, reference: Tensor, inverse_reach_squared: Tensor,
-                species: Tensor, pairs: Tensor, shift_vectors: Tensor | None = None
+                watch: Tensor, watch_cutoff_squared: Tensor, species: Tensor, pairs: Tensor,
+                shift_vectors: Tensor | None = None, watch_shift_vectors: Tensor | None = None
                 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         half_dt, dt = steps[0], steps[1]
         momenta = momenta + half_dt * forces
-        positions = positions + dt * momenta / masses
+        moves = dt * momenta / masses
+        positions = positions + moves
         batch = torch.zeros_like(species)
         energy, new_forces = self.fast(positions.to(self.dtype), species, pairs, shift_vectors,
                                        batch, 1)
         new_forces = new_forces.double()
         momenta = momenta + half_dt * new_forces
         upcoming = positions + dt * (momenta + half_dt * new_forces) / masses
-        scalars = torch.stack([energy[0].double(),
-                               _reach_used(positions, reference, inverse_reach_squared),
-                               _reach_used(upcoming, reference, inverse_reach_squared)])
+        scalars = torch.stack([
+            energy[0].double(),
+            _reach_used(positions, reference, inverse_reach_squared, watch,
+                        watch_cutoff_squared, watch_shift_vectors),
+            _moves_used(upcoming, reference, inverse_reach_squared),
+            (moves * moves).sum(1).amax()])
         return new_forces, positions, momenta, scalars
 
 
-def _reach_used(positions: Tensor, reference: Tensor, inverse_reach_squared: Tensor
+def _reach_used(positions: Tensor, reference: Tensor, inverse_reach_squared: Tensor,
+                watch: Tensor, watch_cutoff_squared: Tensor, watch_shift_vectors: Tensor | None
+                ) -> Tensor:
+    """How much of a pair list's reach positions (N, 3) Å use, as a 0-d tensor: the larger
+    of max_i |r_i - reference_i|^2 * inverse_reach_squared_i (N,) and max_k
+    watch_cutoff_squared_k / |r_j - r_i + shift_k|^2 over the watched pairs (i, j) (2, M)
+    (terms with a zero limit count as 0). Below 1: no atom has moved far enough for an
+    unwatched pair to come within the cutoff, and every watched pair is beyond it. Not
+    finite for a position that is not finite."""
+    used = _moves_used(positions, reference, inverse_reach_squared)
+    vectors = positions.index_select(0, watch[1]) - positions.index_select(0, watch[0])
+    if watch_shift_vectors is not None:
+        vectors = vectors + watch_shift_vectors
+    squared = (vectors * vectors).sum(1)
+    watched = torch.where(watch_cutoff_squared > 0, watch_cutoff_squared / squared,
+                          torch.zeros_like(squared))
+    return torch.maximum(used, watched.amax())
+
+
+def _moves_used(positions: Tensor, reference: Tensor, inverse_reach_squared: Tensor
                 ) -> Tensor:
     """max_i |r_i - reference_i|^2 * inverse_reach_squared_i of (N, 3) positions and (N,)
     weights, as a 0-d tensor (nan for a position that is not finite)."""
@@ -388,8 +426,9 @@ class CompiledEnergyAndForces:
         self.compile_s = 0.0  # total seconds spent compiling (or loading from the cache)
         self.cache_hits = 0  # programs loaded from the on-disk cache instead of built
         self._programs: dict[bool, Callable[[list[Tensor]], list[Tensor]]] = {}
-        # zeros (N, 3), ones (N, 1), zero steps (2,), zero weights (N,)
-        self._at_rest: tuple[Tensor, Tensor, Tensor, Tensor] | None = None
+        # zeros (N, 3), ones (N, 1), zero steps (2,), zero weights (N,), and a placeholder
+        # watched pair (2, 1) with a zero limit (1,) and a zero shift (1, 3)
+        self._at_rest: tuple[Tensor, ...] | None = None
 
     def __call__(self, positions: Tensor, species: Tensor, pairs: Tensor,
                  shift_vectors: Tensor | None, batch: Tensor, n_structures: int
@@ -406,29 +445,31 @@ class CompiledEnergyAndForces:
                             shift_vectors: Tensor | None) -> list[Tensor]:
         """The program's inputs for energy and forces at ``positions`` (N, 3) Å float64:
         the step with zero momenta, forces and time step (constant inputs kept between
-        calls). Made contiguous (a masked numpy pair list may be column-major)."""
-        n = positions.shape[0]
+        calls; nothing watched). Made contiguous (a masked numpy pair list may be
+        column-major)."""
+        n, device = positions.shape[0], positions.device
         if self._at_rest is None or self._at_rest[0].shape[0] != n:
-            zeros = torch.zeros(n, 3, dtype=torch.float64, device=positions.device)
-            self._at_rest = (zeros, torch.ones(n, 1, dtype=torch.float64,
-                                               device=positions.device),
-                             torch.zeros(2, dtype=torch.float64, device=positions.device),
-                             torch.zeros(n, dtype=torch.float64, device=positions.device))
-        zeros, ones, no_time, no_reach = self._at_rest
+            def f64(*shape: int) -> Tensor:
+                return torch.zeros(*shape, dtype=torch.float64, device=device)
+
+            self._at_rest = (f64(n, 3), f64(n, 1) + 1.0, f64(2), f64(n),
+                             torch.tensor([[0], [1]], device=device), f64(1), f64(1, 3))
+        zeros, ones, no_time, no_reach, no_watch, no_limit, no_shift = self._at_rest
         positions = positions.contiguous()
-        inputs = [positions, zeros, zeros, ones, no_time, positions, no_reach,
-                  species.contiguous(), pairs.contiguous()]
+        inputs = [positions, zeros, zeros, ones, no_time, positions, no_reach, no_watch,
+                  no_limit, species.contiguous(), pairs.contiguous()]
         if shift_vectors is not None:
-            inputs.append(shift_vectors.contiguous())
+            inputs += [shift_vectors.contiguous(), no_shift]
         return inputs
 
     def program(self, periodic: bool, like: Tensor) -> Callable[[list[Tensor]], list[Tensor]]:
         """The compiled program itself (built or loaded on first use), for a caller that
         checks its inputs once and then calls it every MD step: :class:`VerletStep`'s
-        inputs as a list (shift_vectors when ``periodic``; N >= 2 atoms, P >= 1 pairs), all
+        inputs as a list (shift_vectors and watch_shift_vectors when ``periodic``; N >= 2
+        atoms, P >= 1 pairs, M >= 1 watched pairs), all
         contiguous, on ``like``'s device, shift vectors in ``like``'s dtype (the
         student's) -> its outputs [forces (N, 3), positions (N, 3), momenta (N, 3), (energy,
-        reach used, reach the next step will use) (3,)], float64."""
+        reach used, reach the next step's moves will use, largest move) (4,)], float64."""
         if periodic not in self._programs:
             self._programs[periodic] = self._compile(periodic, like)
         return self._programs[periodic]
@@ -463,10 +504,33 @@ class CompiledEnergyAndForces:
                       f"({type(exc).__name__}); rebuilding it", file=sys.stderr)
         if runner is None:
             runner = self._build(periodic, like, configs, key)
-        self.compile_s += time.perf_counter() - start
         # the package's flat entry point: the runner's __call__ parses its pytree specs from
         # JSON on every call (~9 us); inputs and outputs here are flat already
-        return runner.loader.run
+        run = runner.loader.run
+        self._check_program(run, periodic, like)
+        self.compile_s += time.perf_counter() - start
+        return run
+
+    def _check_program(self, run: Callable[[list[Tensor]], list[Tensor]], periodic: bool,
+                       like: Tensor) -> None:
+        """Compare a built or loaded program with :class:`VerletStep` run eagerly on the
+        tracing inputs; a program that differs is an error, never a wrong MD step (torch
+        2.13's Inductor has miscompiled this step into one returning zero forces, see
+        :class:`VerletStep`)."""
+        inputs = _example_inputs(self.fast, periodic, like)
+        expected = VerletStep(self.fast)(*inputs)
+        got = run(inputs)
+        names = ("forces", "positions", "momenta", "energy and reach")
+        for name, value, reference in zip(names, got, expected, strict=True):
+            scale = float(reference.detach().abs().max())
+            if not torch.allclose(value, reference.detach(), rtol=1e-4,
+                                  atol=1e-4 * scale + 1e-6, equal_nan=True):
+                worst = float((value - reference.detach()).abs().max())
+                raise RuntimeError(
+                    f"compile=True built a program whose {name} differ from the eager "
+                    f"model's on a check input (max difference {worst:.3g}, largest value "
+                    f"{scale:.3g}): an AOTInductor miscompilation in torch "
+                    f"{torch.__version__}. Use StudentCalculator(..., compile=False)")
 
     def _build(self, periodic: bool, like: Tensor, configs: dict, key: str):
         """Export and compile the program, store it in the cache, return its runner."""
@@ -586,19 +650,19 @@ def export_verlet_step(fast: FastForceField, periodic: bool, like: Tensor):
     from mlff_distiller.models.tracing import export_with_gradients
 
     args = _example_inputs(fast, periodic, like)
-    atoms, pairs = Dim("atoms", min=2), Dim("pairs", min=1)
+    atoms, pairs, watched = Dim("atoms", min=2), Dim("pairs", min=1), Dim("watched", min=1)
     per_atom = {0: atoms}
-    dynamic = [per_atom, per_atom, per_atom, per_atom, None, per_atom, per_atom, per_atom,
-               {1: pairs}]
+    dynamic = [per_atom, per_atom, per_atom, per_atom, None, per_atom, per_atom, {1: watched},
+               {0: watched}, per_atom, {1: pairs}]
     if periodic:
-        dynamic.append({0: pairs})
+        dynamic += [{0: pairs}, {0: watched}]
     return export_with_gradients(VerletStep(fast), args, dynamic)
 
 
 def _example_inputs(fast: FastForceField, periodic: bool, like: Tensor) -> list[Tensor]:
-    """Tracing inputs of :class:`VerletStep`: 5 atoms within the cutoff, all 10 pairs (no
-    size of 0 or 1, which tracing would specialise to), a nonzero step; the student's inputs
-    in ``like``'s dtype, on its device."""
+    """Tracing inputs of :class:`VerletStep`: 5 atoms within the cutoff, all 10 pairs and 3
+    of them watched (no size of 0 or 1, which tracing would specialise to, and no two sizes
+    alike), a nonzero step; the student's inputs in ``like``'s dtype, on its device."""
     n = 5
     generator = torch.Generator().manual_seed(0)
 
@@ -608,11 +672,13 @@ def _example_inputs(fast: FastForceField, periodic: bool, like: Tensor) -> list[
     positions = f64(n, 3) * (0.5 * fast.cutoff)
     species = (torch.arange(n) % fast.offsets.shape[0]).to(like.device)
     pairs = torch.triu_indices(n, n, 1).to(like.device)
+    watched = 3
     args = [positions, f64(n, 3), f64(n, 3), f64(n, 1) + 1.0,
             torch.tensor([0.01, 0.02], dtype=torch.float64, device=like.device),
-            positions + 0.01, f64(n) + 1.0, species, pairs]
+            positions + 0.01, f64(n) + 1.0, pairs[:, :watched].contiguous(),
+            f64(watched) + fast.cutoff**2, species, pairs]
     if periodic:
-        args.append(torch.zeros(pairs.shape[1], 3).to(like))
+        args += [torch.zeros(pairs.shape[1], 3).to(like), f64(watched, 3)]
     return args
 
 

@@ -29,16 +29,19 @@ every step and so still computed the positions in numpy first.
 
 Pairs: the student must see every pair within its cutoff; pairs beyond it contribute
 exactly zero, so the list may hold extra ones. A *margin* list holds the pairs that were
-within ``cutoff + margin`` when it was drawn from the calculator's Verlet list, and is
-redrawn before any step that takes an atom beyond its *reach*: half the smallest distance
-by which a pair of that atom missing from the list was beyond the cutoff at the draw (at
-least ``margin / 2``). While every atom stays within its reach, two atoms of a missing pair
-cannot together close the gap between them and the cutoff. An atom whose pairs are all in
-the list may go anywhere, so a molecule's list that holds every pair of its atoms (all of a
-9-atom molecule's pairs are within 4 Å) is never redrawn. Against a reach of ``margin / 2``
-for every atom, ``tiny``'s margin list (0.2 Å) is redrawn 38 / 25 / 19% less often at 20 /
-40 / 76 atoms and its compiled steps are 1.04 / 1.02 / 1.01x faster
-(``benchmarks/md_list_reach.py``, 300 K, demo-trained students, 1 thread).
+within ``cutoff + margin`` when it was drawn from the calculator's Verlet list; the
+candidates it lacks are *watched*: every step measures them (in the compiled program,
+for the positions it used and those the next step will take), and the list is redrawn
+before any step that brings one within the cutoff. A pair that is not even a candidate was
+at least :meth:`~mlff_distiller.md.fast.VerletNeighborList.unlisted_beyond` beyond the
+cutoff at the draw, so the list is also redrawn before an atom moves half that far (a
+molecule of up to 128 atoms has every pair as a candidate: no such limit). A molecule's
+list that holds every pair of its atoms (all of a 9-atom molecule's pairs are within 4 Å)
+is never redrawn. Against sessions 24-25's rule (redrawn once an atom moved half the
+distance by which its nearest missing pair was beyond the cutoff), ``tiny``'s margin list
+(0.2 Å) on the 20-atom molecule of ``benchmarks/md_list_reach.py`` at 300 K went from 76
+draws per 1000 steps to 1.2, and from 142 to 27 at 40 atoms (offline replay of one
+trajectory; that benchmark times both).
 On larger molecules the margin's extra pairs can cost the student more than pruning them
 each step, where the student gets only the margin list's pairs now within the cutoff,
 measured every step (the margin list, smaller than the calculator's candidates, is still
@@ -48,6 +51,8 @@ redraw, in alternating blocks of steps of each kind, and keeps the faster kind
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import torch
@@ -66,6 +71,15 @@ from mlff_distiller.md.fast import (
 from mlff_distiller.md.prune_trial import PruneTrial
 
 DEFAULT_MARGIN = 0.2  # Å beyond the cutoff kept in a margin pair list
+# Å beyond cutoff + margin within which the candidates a margin list lacks are watched every
+# step; farther ones bound how far the atoms may move. Replayed on one 300 K trajectory of
+# tiny (benchmarks/inference.py's molecules), draws per 1000 steps with 0.5 / 1.0 / 1.5 /
+# 2.0 Å / every candidate watched: 40 atoms 50 / 33 / 29 / 28 / 27 (72 / 150 / 206 / 268 /
+# 451 pairs watched), 76 atoms 57 / 43 / 42 / 42 / 42 (181 / 371 / 548 / 746 / 2,119)
+WATCH_BAND = 1.5
+# a pair's two atoms may move up to this many times this step's largest move in the next:
+# a watched pair closer to the cutoff sends the next step through numpy's list check first
+AHEAD_MOVES = 3.0
 
 
 class StudentSteps:
@@ -230,11 +244,19 @@ class _PairList:
                           atoms.pbc.copy())
         self.fn = calc._fast_fn
         self.margin = margin
-        # a margin list holds every pair the student needs while no atom i has moved
-        # further from where it was drawn than its reach: (n,) 1 / reach_i^2 in Å^-2 (0: any
-        # distance), and the same as a program input
+        # a margin list holds every pair the student needs while each candidate pair it
+        # lacks within WATCH_BAND of cutoff + margin (the *watched* pairs) is beyond the
+        # cutoff and no atom has moved from where it was drawn further than the reach: half
+        # the least distance by which any other pair was beyond the cutoff. (n,) 1 / reach^2
+        # in Å^-2 (0: any distance), the watched pairs (2, M) and their shift vectors (M, 3)
+        # Å (None for molecules), and the same as program inputs (a placeholder pair when
+        # M = 0)
         self._inverse_reach_squared: np.ndarray | None = None
         self._reach_input: torch.Tensor | None = None
+        self._watch: tuple[np.ndarray, np.ndarray | None] | None = None
+        self._watch_inputs: list[torch.Tensor] = []
+        self._watching = False  # M > 0
+        self._cutoff = calc.neighbors.cutoff  # Å
         # True: pruned every step; False: the margin list; None: margin list steps until
         # the trial times pruned ones (the trial, kept once it chose, says what it measured)
         self.prune = prune
@@ -268,8 +290,9 @@ class _PairList:
         self._reference_input: torch.Tensor | None = None  # (n, 3) float64, self.reference
         self._masses_input: torch.Tensor | None = None  # (n, 1) amu, self.masses
         self._steps_input: tuple[float, torch.Tensor] | None = None  # dt, (dt/2, dt)
-        # the reach (see _within_reach) the positions the next step will write use, as the
-        # last program step predicted them (None: no prediction)
+        # the reach (see _within_reach) the positions the next step will write use by the
+        # atoms' moves, as the last program step predicted them (None: no prediction; the
+        # watched pairs are checked at the positions a step used, VerletStep)
         self._next_reach_used: float | None = None
 
     def made_for(self, atoms) -> bool:
@@ -291,8 +314,7 @@ class _PairList:
         """Make ``self.pairs`` hold every pair within the cutoff at ``positions`` (n, 3) Å."""
         if self.complete:
             return
-        if self.reference is None or not self._within_reach(largest_squared_displacement(
-                positions, self.reference, self._inverse_reach_squared)):
+        if self.reference is None or not self._holds_every_pair(positions):
             self._draw(positions, atoms, counts)
         elif self.prune:  # the margin list still holds them: keep those within the cutoff
             pairs, pair_shift, shift_vectors = self._margin_list
@@ -300,19 +322,28 @@ class _PairList:
             self._set_pairs(*kept_pairs(keep, pairs, pair_shift, self._periodic), atoms)
 
     def _draw(self, positions: np.ndarray, atoms, counts: StudentSteps) -> None:
-        """Draw the margin list from the calculator's Verlet list, and hand the student its
-        pairs (those within the cutoff only when pruning)."""
-        neighbors, cell = self.calc.neighbors, atoms.cell.array
+        """Draw the margin list and its watched pairs from the calculator's Verlet list, and
+        hand the student its pairs (those within the cutoff only when pruning)."""
+        neighbors, cell, periodic = self.calc.neighbors, atoms.cell.array, self._periodic
         neighbors.update(positions, cell, atoms.pbc, within=self.margin)
-        lengths = neighbors.squared_lengths(positions, cell)  # one pass for both limits
-        pairs, pair_shift = neighbors.pairs_within(positions, cell, self.margin, lengths)
+        lengths = neighbors.squared_lengths(positions, cell)  # one pass for every limit
+        listed = lengths < (neighbors.cutoff + self.margin) ** 2
+        far = lengths >= (neighbors.cutoff + self.margin + WATCH_BAND) ** 2
+        pairs, pair_shift = kept_pairs(listed, neighbors.pairs, neighbors.pair_shift, periodic)
+        watch, watch_shift = kept_pairs(~(listed | far), neighbors.pairs, neighbors.pair_shift,
+                                        periodic)
         counts.list_draws += 1
         redraw = self.reference is not None
-        self._margin_list = (pairs, pair_shift, pair_shift @ cell if self._periodic else None)
+        self._margin_list = (pairs, pair_shift, pair_shift @ cell if periodic else None)
         self.reference = positions.copy()
         self._reference_input = torch.from_numpy(self.reference)
-        self._inverse_reach_squared = self._inverse_reaches(lengths, len(positions))
+        # Å, > 0: update() kept the candidates' own at least the margin
+        beyond = neighbors.unlisted_beyond()
+        if far.any():
+            beyond = min(beyond, float(np.sqrt(lengths[far].min())) - neighbors.cutoff)
+        self._inverse_reach_squared = np.full(len(positions), 4.0 / (beyond * beyond))
         self._reach_input = torch.from_numpy(self._inverse_reach_squared)
+        self._set_watch(watch, watch_shift @ cell if periodic else None)
         self._next_reach_used = None
         if self.prune:
             self._set_pairs(*neighbors.pairs_within(positions, cell, 0.0, lengths), atoms)
@@ -354,22 +385,36 @@ class _PairList:
             self._use_margin_list(atoms)
             self._next_reach_used = None
 
-    def _inverse_reaches(self, lengths: np.ndarray, n_atoms: int) -> np.ndarray:
-        """1 / reach_i^2 (n,) Å^-2 of a margin list drawn from the calculator's candidates
-        whose squared lengths (Å^2) are ``lengths`` (P,): reach_i is half the least distance
-        by which a pair of atom i missing from the list is beyond the cutoff (missing
-        candidates, and any pair the candidates lack: :meth:`VerletNeighborList.
-        unlisted_beyond`); 0 for an atom whose pairs are all in the list."""
-        neighbors = self.calc.neighbors
-        nearest = np.full(n_atoms, np.inf)  # Å^2, each atom's nearest missing candidate
-        missing = lengths >= (neighbors.cutoff + self.margin) ** 2  # as pairs_within keeps
-        if missing.any():
-            missing_lengths = lengths[missing]
-            first, second = neighbors.pairs[:, missing]
-            np.minimum.at(nearest, first, missing_lengths)
-            np.minimum.at(nearest, second, missing_lengths)
-        beyond = np.minimum(np.sqrt(nearest) - neighbors.cutoff, neighbors.unlisted_beyond())
-        return 4.0 / (beyond * beyond)
+    def _set_watch(self, watch: np.ndarray, shift_vectors: np.ndarray | None) -> None:
+        """Watch the pairs (2, M) the margin list lacks, with their shift vectors (M, 3) Å
+        (None for a molecule); as program inputs, each with the squared cutoff as its limit,
+        or one placeholder pair with a limit of zero when there is none (the program's
+        shapes need M >= 1; an input that fits it has at least 2 atoms)."""
+        self._watch = (watch, shift_vectors)
+        self._watching = watch.shape[1] > 0
+        if not self._compiled_ok:
+            return
+        m = watch.shape[1]
+        if m:
+            inputs = [torch.as_tensor(watch).contiguous(),
+                      torch.full((m,), self._cutoff_squared, dtype=torch.float64)]
+        else:
+            inputs = [torch.tensor([[0], [1]]), torch.zeros(1, dtype=torch.float64)]
+        if self._periodic:
+            inputs.append(torch.from_numpy(np.ascontiguousarray(shift_vectors)) if m
+                          else torch.zeros(1, 3, dtype=torch.float64))
+        self._watch_inputs = inputs
+
+    def _holds_every_pair(self, positions: np.ndarray) -> bool:
+        """True when the margin list holds every pair within the cutoff at ``positions``
+        (n, 3) Å: no atom beyond the reach from where the list was drawn, and every watched
+        pair beyond the cutoff (as the program's reach used below 1)."""
+        if not self._within_reach(largest_squared_displacement(
+                positions, self.reference, self._inverse_reach_squared)):
+            return False
+        watch, shift_vectors = self._watch
+        return watch.shape[1] == 0 or bool(
+            pair_squared_lengths(positions, watch, shift_vectors).min() > self._cutoff_squared)
 
     def _set_pairs(self, pairs: np.ndarray, pair_shift: np.ndarray, atoms) -> None:
         """Pairs (2, P) and their cell shifts (P, 3) as the student's inputs."""
@@ -425,8 +470,9 @@ class _PairList:
 
     def step_ahead_fits(self) -> bool:
         """True when the last program step predicted that the next one stays within this
-        list's reach: finite positions, no atom beyond its reach from where the list was
-        drawn, and a list that is not pruned every step."""
+        list's reach: finite positions, no atom beyond the reach from where the list was
+        drawn, and a list that is not pruned every step (whether a watched pair comes within
+        the cutoff is found by the step's own check)."""
         used = self._next_reach_used
         if used is None or self._program is None or self.prune:
             return False
@@ -452,11 +498,13 @@ class _PairList:
                   torch.from_numpy(np.ascontiguousarray(calc.results["forces"],
                                                         dtype=np.float64)),
                   self._masses_tensor(atoms), self._steps_tensor(dt), self._reference_input,
-                  self._reach_input, calc._inputs["species"], self.pairs]
+                  self._reach_input, *self._watch_inputs[:2], calc._inputs["species"],
+                  self.pairs]
         if self.shift_vectors is not None:
-            inputs.append(self.shift_vectors)
+            inputs += [self.shift_vectors, self._watch_inputs[2]]
         forces, positions, momenta, scalars = self._program(inputs)
-        energy, used, self._next_reach_used = scalars.tolist()
+        energy, used, upcoming_used, moved_squared = scalars.tolist()
+        self._next_reach_used = self._predicted_use(used, upcoming_used, moved_squared)
         if not checked and not self._within_reach(used):
             self._next_reach_used = None
             return None
@@ -464,6 +512,22 @@ class _PairList:
         np.copyto(arrays["positions"], positions)
         np.copyto(arrays["momenta"], momenta.numpy())
         return self._record(positions, energy, forces)
+
+    def _predicted_use(self, used: float, upcoming_used: float, moved_squared: float
+                       ) -> float:
+        """The reach the next step's positions will use, from what a program step reports
+        (:class:`~mlff_distiller.md.fast.VerletStep`): ``upcoming_used`` by the atoms' moves,
+        or not finite when a watched pair may come within the cutoff: the nearest is at
+        least cutoff / sqrt(``used``) away (``used`` counts it), and its two atoms move at
+        most :data:`AHEAD_MOVES` x this step's largest move (sqrt(``moved_squared``) Å)
+        further together. A wrong guess costs time, never a pair: the step checks the
+        positions it used."""
+        if not self._watching:
+            return upcoming_used
+        if not used > 0.0:  # not finite (0 only if the watched pairs were infinitely far)
+            return upcoming_used if used == 0.0 else math.inf
+        closest = self._cutoff / math.sqrt(used) - AHEAD_MOVES * math.sqrt(moved_squared)
+        return upcoming_used if closest > self._cutoff else math.inf
 
     def _masses_tensor(self, atoms) -> torch.Tensor:
         """:meth:`masses_column` (n, 1) amu as the program's float64 input."""
@@ -518,4 +582,4 @@ class _PairList:
         return forces
 
 
-__all__ = ["DEFAULT_MARGIN", "StudentSteps", "StudentVerlet"]
+__all__ = ["AHEAD_MOVES", "DEFAULT_MARGIN", "WATCH_BAND", "StudentSteps", "StudentVerlet"]
