@@ -29,19 +29,23 @@ every step and so still computed the positions in numpy first.
 
 Pairs: the student must see every pair within its cutoff; pairs beyond it contribute
 exactly zero, so the list may hold extra ones. A *margin* list holds the pairs that were
-within ``cutoff + margin`` when it was drawn from the calculator's Verlet list; the
-candidates it lacks are *watched*: every step measures them (in the compiled program,
-for the positions it used and those the next step will take), and the list is redrawn
-before any step that brings one within the cutoff. A pair that is not even a candidate was
-at least :meth:`~mlff_distiller.md.fast.VerletNeighborList.unlisted_beyond` beyond the
-cutoff at the draw, so the list is also redrawn before an atom moves half that far (a
-molecule of up to 128 atoms has every pair as a candidate: no such limit). A molecule's
-list that holds every pair of its atoms (all of a 9-atom molecule's pairs are within 4 Å)
-is never redrawn. Against sessions 24-25's rule (redrawn once an atom moved half the
-distance by which its nearest missing pair was beyond the cutoff), ``tiny``'s margin list
-(0.2 Å) on the 20-atom molecule of ``benchmarks/md_list_reach.py`` at 300 K went from 76
-draws per 1000 steps to 1.2, and from 142 to 27 at 40 atoms (offline replay of one
-trajectory; that benchmark times both).
+within ``cutoff + margin`` when it was drawn from the calculator's Verlet list. The
+candidates it lacks within :data:`WATCH_BAND` (1.5 Å) of ``cutoff + margin`` are
+*watched*: every step measures them at the positions it uses (in the compiled program,
+which also reports the step's largest move, from which the next step is predicted to
+keep them beyond the cutoff or sent through numpy's check first), and the list is redrawn
+for any step that brings one within the cutoff. The pairs beyond the band, and those
+that are not even candidates (at least
+:meth:`~mlff_distiller.md.fast.VerletNeighborList.unlisted_beyond` beyond the cutoff at
+the draw; a molecule of up to 128 atoms has every pair as a candidate), bound the atoms'
+moves: the list is also redrawn before an atom moves half the least distance by which one
+of them was beyond the cutoff. A molecule's list that holds every pair of its atoms (all
+of a 9-atom molecule's pairs are within 4 Å) is never redrawn. Against sessions 24-25's
+rule (no watched pairs; redrawn once an atom moved half the distance by which its nearest
+missing pair was beyond the cutoff), ``tiny``'s margin list (0.2 Å) is redrawn 4 / 28 / 42
+times per 1000 steps instead of 76 / 142 / 164 at 20 / 40 / 76 atoms, and its compiled
+steps are 1.10 / 1.07 / 1.10x faster (``benchmarks/md_list_reach.py``, 300 K, demo-trained
+students, 1 thread; ``original`` 1.05 / 1.02 / 1.04x).
 On larger molecules the margin's extra pairs can cost the student more than pruning them
 each step, where the student gets only the margin list's pairs now within the cutoff,
 measured every step (the margin list, smaller than the calculator's candidates, is still
@@ -337,7 +341,8 @@ class _PairList:
         self._margin_list = (pairs, pair_shift, pair_shift @ cell if periodic else None)
         self.reference = positions.copy()
         self._reference_input = torch.from_numpy(self.reference)
-        # Å, > 0: update() kept the candidates' own at least the margin
+        # Å by which every pair neither listed nor watched was beyond the cutoff: > 0, as
+        # update() keeps unlisted_beyond() at least the margin
         beyond = neighbors.unlisted_beyond()
         if far.any():
             beyond = min(beyond, float(np.sqrt(lengths[far].min())) - neighbors.cutoff)
