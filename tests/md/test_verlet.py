@@ -367,7 +367,7 @@ def test_weights_changed_between_runs_are_used():
 def test_periodic_cell_same_trajectory_as_ase(prune, compile):
     """A rattled silicon cell (2 x 1 x 1 diamond, pairs across the boundary), float64,
     100 steps at 600 K: ASE's trajectory, on the fast path (compiled: in the program, cell
-    shifts included)."""
+    shifts included, of the watched pairs too), the list redrawn along the way."""
     model = perturbed_student("tiny").double().eval()
     atoms = bulk("Si", "diamond", a=5.43) * (2, 1, 1)
     atoms.rattle(0.05, seed=0)
@@ -380,6 +380,7 @@ def test_periodic_cell_same_trajectory_as_ase(prune, compile):
     assert dyn.fast_steps == 100
     assert dyn.program_steps == (100 if compile else 0)
     assert dyn._state.shift_vectors is not None
+    assert dyn.list_draws >= 2 and dyn._state._watch[0].shape[1] > 0
 
 
 @pytest.mark.parametrize("case", ["constraint", "other calculator"])
