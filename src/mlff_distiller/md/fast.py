@@ -477,6 +477,8 @@ class CompiledEnergyAndForces:
     def _compile(self, periodic: bool, like: Tensor) -> Callable[[list[Tensor]], list[Tensor]]:
         from torch._inductor import aoti_load_package
 
+        from mlff_distiller.md.bias_adds import UnfuseBiasAdds, unfuses_bias_adds
+
         if like.device.type != "cpu":
             # seen on an H200 with torch 2.11: every variant of the CUDA program segfaulted
             # in aoti_load_package, also in a fresh process; a GPU replays a CUDA graph instead
@@ -491,7 +493,12 @@ class CompiledEnergyAndForces:
         # allocation each: 1.5-11% less time per call on molecules, identical results (9-76
         # atoms, 1 thread, alternating with the program without it)
         configs = {"cpp.threads": 1, "memory_planning": True}
-        key = program_cache.program_key(self.fast, periodic, like, configs)
+        # narrow students add their biases in the following elementwise kernels (bias_adds)
+        unfused = unfuses_bias_adds(self.fast.energy_model.hidden)
+        key = program_cache.program_key(self.fast, periodic, like,
+                                         {**configs, "unfuse_bias_adds": unfused})
+        if unfused:
+            configs["post_grad_custom_post_pass"] = UnfuseBiasAdds()
         cached = program_cache.cached_program(key)
         runner = None
         if cached is not None:

@@ -38,6 +38,7 @@ _SOURCE_MODULES = (
     "mlff_distiller.models.forces",
     "mlff_distiller.models.tracing",
     "mlff_distiller.md.fast",
+    "mlff_distiller.md.bias_adds",
 )
 
 
