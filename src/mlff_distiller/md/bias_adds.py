@@ -9,11 +9,14 @@ products), which reads the product anyway. For a wide one the separate add costs
 little more than the copy. :class:`UnfuseBiasAdds` is the graph pass that does it, and
 :func:`unfuses_bias_adds` says for which students.
 
-Measured (``.diag``-style A/B of the whole compiled MD step on fixed inputs, 1 thread, 2
-cores, demo students, 15 alternating rounds, median ratio of time with addmm to time
-without, at 9 / 20 / 40 / 76 atoms): ``tiny`` (F = 64) 1.11 / 1.03-1.05 / 1.00 / 1.03,
-``ultra-tiny`` (F = 32) 1.18 / 1.08 / 1.11 / 1.00, ``original`` (F = 128) 1.04 / 0.96-0.98
-/ 0.97 at 9 / 20 / 40. Forces and energies were bitwise equal both ways.
+Measured (``benchmarks/md_bias_adds.py``, session 27, 2 cores, 1 thread, the demo's
+students, ``StudentVerlet`` steps of both builds alternating in blocks of 200, median
+ratio of 10 rounds, time with ``addmm`` over time without, at 9 / 20 / 40 / 76 atoms):
+``ultra-tiny`` (F = 32) 1.16 / 1.09 / 1.08 / 0.99, ``tiny`` (F = 64) 1.07 / 1.03 / 0.99 /
+0.95, ``original`` (F = 128) 1.02 / 1.00 / 0.97 / 0.93. The compiled step alone on fixed
+inputs (a throwaway A/B script, 15-25 rounds) gave ``tiny`` 1.11 / 1.03-1.05 / 1.00 /
+0.98-1.03 and ``original`` 1.04 / 0.96-0.98 / 0.97 at 9 / 20 / 40 atoms. Forces and
+energies were bitwise equal both ways.
 """
 
 from __future__ import annotations
