@@ -1,13 +1,12 @@
 """Where a compiled student adds its linear layers' biases.
 
-Inductor turns each ``nn.Linear`` with a bias into one ``addmm`` call on a CPU. That call
-first copies the bias into every row of its output (an expand and a copy, each a
-dispatched aten operation) and then multiplies into it. For a narrow student the copies
-cost more than the product's own arithmetic saves: given ``mm`` and a separate add,
-Inductor fuses the add into the elementwise kernel that follows (the SiLU, the gate
-products), which reads the product anyway. For a wide one the separate add costs a
-little more than the copy. :class:`UnfuseBiasAdds` is the graph pass that does it, and
-:func:`unfuses_bias_adds` says for which students.
+Inductor turns each ``nn.Linear`` with a bias into one ``addmm`` call on a CPU (and folds
+other pairs of a matrix product and an add into it). The call copies the added term into
+its output (an expand and a copy, each a dispatched aten operation) before multiplying
+into it. :class:`UnfuseBiasAdds` rewrites each back into a product and an add, which
+Inductor fuses into the elementwise kernel that follows (the SiLU, the gate products).
+That pays for narrow students, whose products are small enough for the copy's fixed cost
+to show, and costs wide ones a little; :func:`unfuses_bias_adds` says for which students.
 
 Measured (``benchmarks/md_bias_adds.py``, session 27, 2 cores, 1 thread, the demo's
 students, ``StudentVerlet`` steps of both builds alternating in blocks of 200, median
