@@ -1,5 +1,4 @@
-"""Whether a student's compiled MD step pays for adding biases outside its matrix products;
-JSON out.
+"""Whether a compiled student's MD step pays for adding biases outside its products; JSON out.
 
 Per preset (zoo students, or ``--student PRESET=PATH`` as in ``inference.py``) and molecule
 (9/20/40/76 atoms, 300 K NVE, 0.5 fs, ``compile=True``, 1 thread), two ``StudentVerlet``
