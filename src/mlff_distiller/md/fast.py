@@ -418,7 +418,9 @@ class CompiledEnergyAndForces:
     The generated kernels (gathers, scatters, elementwise work) run on one thread while
     matrix products use torch's thread count: on molecules the kernels are too small to
     split, and Inductor's parallel scatters need atomic adds (whose code for the one-slot
-    energy of a single structure fails to build in torch 2.13).
+    energy of a single structure fails to build in torch 2.13). Students of up to 64
+    features per atom add their layers' biases in those kernels rather than through
+    ``addmm`` (:mod:`mlff_distiller.md.bias_adds`).
     """
 
     def __init__(self, fast: FastForceField) -> None:
