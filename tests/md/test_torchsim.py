@@ -69,3 +69,40 @@ def test_torchsim_fast_chunked_path_equals_eager_on_crystals():
     assert len(calls) > 1 and sum(calls) == len(crystals)
     torch.testing.assert_close(out["energy"], eager["energy"], rtol=0, atol=1e-10)
     torch.testing.assert_close(out["forces"], eager["forces"], rtol=0, atol=1e-10)
+
+
+@pytest.mark.slow
+def test_torchsim_compiled_equals_eager():
+    """``compile=True``: molecules of different sizes and a lone atom (no pairs: the eager
+    fallback), each system through the compiled program in a call of its own, give the
+    eager path's energies and forces (float64); batched NVT then follows the same
+    trajectory."""
+    import torch_sim as ts
+    from ase import Atoms
+
+    from mlff_distiller.md.torchsim import StudentModel, run_nvt
+
+    student = perturbed_student("tiny")
+    mols = [molecule("CH3CH2OH"), molecule("H2O"), Atoms("H", positions=[[0.0, 0.0, 0.0]]),
+            molecule("C6H6")]
+    for seed, atoms in enumerate(mols):
+        atoms.rattle(0.05, seed=seed)
+    state = ts.io.atoms_to_state(mols, torch.device("cpu"), torch.float64)
+    compiled = StudentModel(student, compile=True, compute_stress=False)
+    out = compiled(state)
+    eager_model = StudentModel(student, compute_stress=False)
+    eager = eager_model(state)
+    assert compiled.compile_s > 0 and eager_model.compile_s == 0.0
+    torch.testing.assert_close(out["energy"], eager["energy"], rtol=0, atol=1e-9)
+    torch.testing.assert_close(out["forces"], eager["forces"], rtol=0, atol=1e-9)
+    calls = []
+    program = compiled.energy_and_forces.fn._programs[False]
+    compiled.energy_and_forces.fn._programs[False] = (
+        lambda inputs: calls.append(inputs[0].shape[0]) or program(inputs))
+    compiled(state)
+    assert calls == [9, 3, 12]
+    runs = [run_nvt(student, mols[:2], steps=10, temperature=300.0, compile=c)
+            for c in (False, True)]
+    for fixed, fast in zip(runs[0]["structures"], runs[1]["structures"], strict=True):
+        np.testing.assert_allclose(fast.positions, fixed.positions, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(runs[1]["energy_eV"], runs[0]["energy_eV"], rtol=0, atol=1e-9)

@@ -15,9 +15,11 @@ from mlff_distiller import StudentCalculator, keys, testing
 from mlff_distiller.data.graph import atoms_to_graph, collate
 from mlff_distiller.data.neighbors import neighbor_list
 from mlff_distiller.md.fast import (
+    CPU_CHUNK_PAIRS,
     ChunkedEnergyAndForces,
     FastForceField,
     VerletNeighborList,
+    batched_energy_and_forces,
     edges_from_pairs,
 )
 from mlff_distiller.md.velocities import maxwell_boltzmann
@@ -327,6 +329,45 @@ def test_chunked_batch_needs_contiguous_structures(student64):
         chunked(positions, species, pairs, shift_vectors, batch.flip(0), n)
     with pytest.raises(InputError, match="max_pairs"):
         ChunkedEnergyAndForces(FastForceField(student64), 0)
+
+
+@pytest.mark.slow
+def test_compiled_batch_equals_eager_one_structure_per_call(student64):
+    """``batched_energy_and_forces(compile=True)``: molecules and a crystal in one batch
+    (pairs shuffled, shift vectors for all) through the AOTInductor program, each structure
+    in a call of its own, equal the eager model in float64."""
+    args, graph = _mixed_batch(student64)
+    batched = batched_energy_and_forces(FastForceField(student64), compile=True)
+    energy, forces = batched(*args)
+    ref = student64(graph)
+    torch.testing.assert_close(energy, ref[keys.ENERGY].detach(), rtol=0, atol=1e-9)
+    torch.testing.assert_close(forces, ref[keys.FORCES], rtol=0, atol=1e-9)
+    compiled = batched.fn
+    assert compiled.compile_s > 0 and sorted(compiled._programs) == [True]
+    calls = []
+    program = compiled._programs[True]
+    compiled._programs[True] = lambda inputs: calls.append(inputs[0].shape[0]) or program(inputs)
+    _, again = batched(*args)
+    assert calls == [3, 9, 2, 5, 12]  # atoms of each structure, in order
+    torch.testing.assert_close(again, forces, rtol=0, atol=0)
+
+
+def test_batched_path_arguments(student64):
+    """The eager batched path groups whole structures on a CPU and takes the whole batch
+    in one call elsewhere; ``compile=True`` is CPU-only and one structure per call, and
+    says so."""
+    from mlff_distiller import InputError
+
+    fast = FastForceField(student64)
+    assert batched_energy_and_forces(fast).max_pairs == CPU_CHUNK_PAIRS
+    assert batched_energy_and_forces(fast, max_pairs=None).max_pairs is None
+    assert batched_energy_and_forces(copy.deepcopy(fast).to("meta")).max_pairs is None
+    with pytest.raises(InputError, match=r"max_pairs=50 with compile=True.*one structure"):
+        batched_energy_and_forces(fast, compile=True, max_pairs=50)
+    with pytest.raises(InputError, match=r"max_pairs='many'.*'auto'"):
+        batched_energy_and_forces(fast, max_pairs="many")
+    with pytest.raises(InputError, match=r"compile=True for a batch.*on meta.*leave compile off"):
+        batched_energy_and_forces(copy.deepcopy(fast).to("meta"), compile=True)
 
 
 def test_fast_model_is_a_frozen_copy(student64):

@@ -168,20 +168,15 @@ def _fast_path(student, compiled: bool, molecule):
     from mlff_distiller import keys
     from mlff_distiller.data.graph import atoms_to_graph
     from mlff_distiller.md.fast import (
-        ChunkedEnergyAndForces,
-        CompiledEnergyAndForces,
         FastForceField,
-        chunk_pairs_for,
+        batched_energy_and_forces,
         fast_arguments,
     )
 
     fast = FastForceField(student)
     weight = next(student.parameters())
-    if compiled:
-        program = CompiledEnergyAndForces(fast)
-        call = ChunkedEnergyAndForces(program, max_pairs=1)  # one structure per call
-    else:
-        call = ChunkedEnergyAndForces(fast, chunk_pairs_for(weight.device))
+    call = batched_energy_and_forces(fast, compile=compiled)
+    program = call.fn
 
     def predict(graph):
         energy, forces = call(*fast_arguments(fast, graph))

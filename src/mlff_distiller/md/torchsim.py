@@ -23,9 +23,8 @@ from mlff_distiller.data.graph import collate, structure_graph
 from mlff_distiller.devices import torch_device
 from mlff_distiller.errors import InputError
 from mlff_distiller.md.fast import (
-    ChunkedEnergyAndForces,
     FastForceField,
-    chunk_pairs_for,
+    batched_energy_and_forces,
     fast_arguments,
     tune_allocator,
 )
@@ -59,6 +58,12 @@ class StudentModel(ModelInterface):
         max_pairs: pairs per call of the fast path (whole systems per call); default
             :func:`~mlff_distiller.md.fast.chunk_pairs_for` the device (CPU: 1024, GPU: the
             whole batch in one call).
+        compile: on a CPU, each system's energy and forces through the AOTInductor program
+            of ``StudentCalculator(..., compile=True)``, one system per call (tens of
+            seconds to build once per student, dtype and machine, then loaded from the
+            on-disk cache; :attr:`compile_s`): several times the eager path's throughput on
+            molecules (:func:`~mlff_distiller.md.fast.batched_energy_and_forces`). The
+            stress path (periodic systems with ``compute_stress``) stays eager.
     """
 
     def __init__(
@@ -69,6 +74,7 @@ class StudentModel(ModelInterface):
         compute_stress: bool = True,
         compute_forces: bool = True,
         max_pairs: int | None | str = "auto",
+        compile: bool = False,
     ) -> None:
         _require()
         super().__init__()
@@ -84,8 +90,14 @@ class StudentModel(ModelInterface):
         self.model = student.to(device=self._device, dtype=dtype).eval()
         self.fast = FastForceField(self.model)  # a frozen copy, as the calculator's
         tune_allocator()  # as the calculator does: big batches otherwise page-fault each call
-        self.energy_and_forces = ChunkedEnergyAndForces(
-            self.fast, chunk_pairs_for(self._device) if max_pairs == "auto" else max_pairs)
+        self.energy_and_forces = batched_energy_and_forces(self.fast, compile=compile,
+                                                           max_pairs=max_pairs)
+
+    @property
+    def compile_s(self) -> float:
+        """Seconds spent building (or loading) compiled programs so far; 0.0 without
+        ``compile``."""
+        return float(getattr(self.energy_and_forces.fn, "compile_s", 0.0))
 
     def forward(self, state: Any, **kwargs) -> dict[str, torch.Tensor]:
         if isinstance(state, dict):
@@ -139,6 +151,7 @@ def run_nvt(
     temperature: float = 300.0,
     timestep_fs: float = 0.5,
     seed: int = 0,
+    compile: bool = False,
 ) -> dict[str, Any]:
     """Batched Langevin NVT of several structures at once with torch-sim.
 
@@ -147,13 +160,14 @@ def run_nvt(
         structures: ASE ``Atoms`` of any sizes with the same ``pbc`` (torch-sim needs one
             pbc per batch), simulated together as one batch.
         steps: MD steps; timestep_fs: fs; temperature: K.
+        compile: on a CPU, forces from the compiled program (:class:`StudentModel`).
 
     Returns the final ASE structures and each system's final temperature (K) and energy (eV).
     """
     _require()
     if not structures:
         raise InputError("run_nvt: no structures given")
-    model = StudentModel(student)
+    model = StudentModel(student, compile=compile)
     torch.manual_seed(seed)
     state = ts.io.atoms_to_state(list(structures), model.device, model.dtype)
     final = ts.integrate(
