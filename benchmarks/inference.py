@@ -27,9 +27,12 @@ paracetamol, diphenhydramine, atorvastatin), medians of repeats, wall time.
   machine's speed drifting between the sections above);
 * batched throughput (atoms/s) for batches 1-64 (sizes timed in turn per round;
   ``batched_64_over_8`` gives the growth from 8 to 64): ``batched_chunked`` is the product's
-  batched path (what torch-sim's ``StudentModel`` calls: ``ChunkedEnergyAndForces``, whole
-  structures in calls of at most ``CPU_CHUNK_PAIRS`` pairs, glibc tuned by
-  ``tune_allocator``); the others are the fast model in one call per batch with glibc malloc
+  batched path (what torch-sim's ``StudentModel`` calls: ``batched_energy_and_forces``,
+  whole structures in calls of at most ``CPU_CHUNK_PAIRS`` pairs, glibc tuned by
+  ``tune_allocator``), ``batched_compiled`` its ``compile=True`` (the AOTInductor program,
+  one structure per call; unless ``--compile ''``), timed in the same rounds as
+  ``batched_chunked`` (``batched_compiled_over_chunked``: the throughput ratio per preset,
+  size and batch); the others are the fast model in one call per batch with glibc malloc
   as is, glibc tuned and, when ``libtcmalloc_minimal.so.4`` is installed
   (``apt-get install libtcmalloc-minimal4``), tcmalloc via ``LD_PRELOAD``.
 
@@ -391,24 +394,30 @@ def teachers(mols, repeats: int) -> list[dict]:
     return out
 
 
-def batched(mols, repeats: int, chunked: bool = False) -> list[dict]:
-    """Throughput of FastForceField on batches of one molecule, graphs prebuilt; with
-    ``chunked`` through ``ChunkedEnergyAndForces`` (calls of at most CPU_CHUNK_PAIRS pairs).
+def batched(mols, repeats: int, paths: tuple[str, ...] = ("one_call",)) -> dict:
+    """{path: rows}: throughput of the students on batches of one molecule, graphs
+    prebuilt, through each of ``paths``: ``one_call`` (FastForceField, the whole batch in
+    one call), ``chunked`` (``batched_energy_and_forces``: calls of at most CPU_CHUNK_PAIRS
+    pairs), ``compiled`` (its ``compile=True``: the AOTInductor program, one structure per
+    call; the build is not timed).
 
-    The batch sizes of one preset and molecule are timed in turn, one call each per round
-    (``max(5, repeats // 5)`` rounds after one warm-up round), so a drift of the machine's
-    speed over the minutes of a run does not land on one batch size; medians per size.
+    The batch sizes and paths of one preset and molecule are timed in turn, one call each
+    per round (``max(5, repeats // 5)`` rounds after one warm-up round), so a drift of the
+    machine's speed over the minutes of a run lands on none of them; medians per size.
     """
     from mlff_distiller import keys
     from mlff_distiller.data.graph import atoms_to_graph, collate
-    from mlff_distiller.md.fast import CPU_CHUNK_PAIRS, ChunkedEnergyAndForces, FastForceField
+    from mlff_distiller.md.fast import FastForceField, batched_energy_and_forces
     from mlff_distiller.models.painn import edge_pairs
 
     rounds = max(5, repeats // 5)
-    out = []
+    out = {path: [] for path in paths}
     for preset in PRESETS:
         fast = FastForceField(student_model(preset))
-        call = ChunkedEnergyAndForces(fast, CPU_CHUNK_PAIRS) if chunked else fast
+        callers = {"one_call": fast,
+                   "chunked": batched_energy_and_forces(fast) if "chunked" in paths else None,
+                   "compiled": (batched_energy_and_forces(fast, compile=True)
+                                if "compiled" in paths else None)}
         for n, atoms in mols.items():
             single = atoms_to_graph(atoms, fast.cutoff)
             calls = {}
@@ -417,12 +426,13 @@ def batched(mols, repeats: int, chunked: bool = False) -> list[dict]:
                 species = fast.species(g[keys.ATOMIC_NUMBERS])
                 pairs, _ = edge_pairs(g[keys.EDGE_INDEX])
                 args = (g[keys.POSITIONS], species, pairs, None, g[keys.BATCH], b)
-                calls[b] = lambda f=call, a=args: f(*a)
+                for path in paths:
+                    calls[(path, b)] = lambda f=callers[path], a=args: f(*a)
             times = interleaved_ms(calls, rounds)
-            for b, (ms, cpu) in times.items():
-                out.append({"preset": preset, "n_atoms": n, "batch": b, "ms": ms,
-                            "cpu_ms": cpu, "atoms_per_s": n * b / (ms / 1e3),
-                            "atoms_per_cpu_s": n * b / (cpu / 1e3)})
+            for (path, b), (ms, cpu) in times.items():
+                out[path].append({"preset": preset, "n_atoms": n, "batch": b, "ms": ms,
+                                  "cpu_ms": cpu, "atoms_per_s": n * b / (ms / 1e3),
+                                  "atoms_per_cpu_s": n * b / (cpu / 1e3)})
     return out
 
 
@@ -475,12 +485,15 @@ def head_to_head_xtb(atoms, compiled: dict, repeats: int) -> dict:
 
 
 def batched_under(mols_json: str, repeats: int, preload: str | None,
-                  tune: bool = False, chunked: bool = False) -> list[dict]:
+                  tune: bool = False, paths: tuple[str, ...] = ("one_call",)) -> dict:
+    """:func:`batched` in a fresh process (``LD_PRELOAD`` of ``preload``; glibc tuned by
+    ``tune_allocator`` when ``tune``), compiled programs from this run's program cache."""
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
     if preload:
         env["LD_PRELOAD"] = preload
-    command = [sys.executable, __file__, "--batched-worker", "--repeats", str(repeats)]
-    command += (["--tune-allocator"] if tune else []) + (["--chunked"] if chunked else [])
+    command = [sys.executable, __file__, "--batched-worker", "--repeats", str(repeats),
+               "--paths", ",".join(paths)]
+    command += ["--tune-allocator"] if tune else []
     for preset, path in STUDENT_FILES.items():
         command += ["--student", f"{preset}={path}"]
     done = subprocess.run(command, input=mols_json,
@@ -492,6 +505,17 @@ def batch_growth(rows: list[dict]) -> dict:
     """{"preset n_atoms": atoms/s at batch 64 / atoms/s at batch 8} (target: >= 1)."""
     by = {(r["preset"], r["n_atoms"], r["batch"]): r["atoms_per_s"] for r in rows}
     return {f"{p} {n}": by[(p, n, 64)] / by[(p, n, 8)] for p, n, b in by if b == 64}
+
+
+def speedups(slow: list[dict], fast: list[dict]) -> dict:
+    """{"preset n_atoms": {batch: atoms/s of ``fast`` / atoms/s of ``slow``}} (rows of
+    :func:`batched` timed in the same rounds)."""
+    by = {(r["preset"], r["n_atoms"], r["batch"]): r["atoms_per_s"] for r in slow}
+    out: dict[str, dict[int, float]] = {}
+    for r in fast:
+        key = (r["preset"], r["n_atoms"], r["batch"])
+        out.setdefault(f"{key[0]} {key[1]}", {})[key[2]] = r["atoms_per_s"] / by[key]
+    return out
 
 
 def ratios(result: dict, metric: str) -> list[dict]:
@@ -558,7 +582,7 @@ def main() -> None:
                              "(repeatable)")
     parser.add_argument("--batched-worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--tune-allocator", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--chunked", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--paths", default="one_call", help=argparse.SUPPRESS)
     args = parser.parse_args()
     use_student_files(parser, args.student)
     compile_presets = [p for p in args.compile.split(",") if p]
@@ -580,7 +604,7 @@ def main() -> None:
             assert tune_allocator()
         mols = {int(k): Atoms(numbers=v["numbers"], positions=v["positions"])
                 for k, v in json.load(sys.stdin).items()}
-        print(json.dumps(batched(mols, args.repeats, args.chunked)))
+        print(json.dumps(batched(mols, args.repeats, tuple(args.paths.split(",")))))
         return
 
     from mlff_distiller.fileio import write_json
@@ -610,17 +634,25 @@ def main() -> None:
     result["teachers"] = teachers(mols, args.repeats)
     write_json(args.out, result)
     print("batched", flush=True)
-    result["batched_chunked"] = batched_under(mols_json, args.repeats, None, tune=True,
-                                              chunked=True)
+    paths = ("chunked", "compiled") if compile_presets else ("chunked",)
+    product = batched_under(mols_json, args.repeats, None, tune=True, paths=paths)
+    result["batched_chunked"] = product["chunked"]
+    if "compiled" in product:
+        result["batched_compiled"] = product["compiled"]
+        result["batched_compiled_over_chunked"] = speedups(product["chunked"],
+                                                           product["compiled"])
     write_json(args.out, result)
-    result["batched_glibc"] = batched_under(mols_json, args.repeats, None)
-    result["batched_glibc_tuned"] = batched_under(mols_json, args.repeats, None, tune=True)
+    result["batched_glibc"] = batched_under(mols_json, args.repeats, None)["one_call"]
+    result["batched_glibc_tuned"] = batched_under(mols_json, args.repeats, None,
+                                                  tune=True)["one_call"]
     write_json(args.out, result)
     if Path(TCMALLOC).exists():
-        result["batched_tcmalloc"] = batched_under(mols_json, args.repeats, TCMALLOC)
+        result["batched_tcmalloc"] = batched_under(mols_json, args.repeats,
+                                                   TCMALLOC)["one_call"]
     result["batched_64_over_8"] = {
         key: batch_growth(result[key]) for key in
-        ("batched_chunked", "batched_glibc", "batched_glibc_tuned", "batched_tcmalloc")
+        ("batched_chunked", "batched_compiled", "batched_glibc", "batched_glibc_tuned",
+         "batched_tcmalloc")
         if key in result}
     result["ratios_wall"] = ratios(result, "wall")
     result["ratios_cpu"] = ratios(result, "cpu")
