@@ -668,9 +668,10 @@ def batched_energy_and_forces(fast: FastForceField, compile: bool = False,
     :func:`chunk_pairs_for` the student's device; None: the whole batch in one call).
     ``compile=True`` (CPU only): each structure through the AOTInductor program of
     :class:`CompiledEnergyAndForces` (built once per student and machine, tens of seconds,
-    then loaded from the on-disk cache), one structure per call. On molecules of 9-76 atoms
-    that program outruns the eager model's grouped calls by 1.6-6x per structure
-    (``benchmarks/inference.py``, ``batched_compiled``), most on the larger ones.
+    then loaded from the on-disk cache), one structure per call. On molecules of 9-76 atoms,
+    1 thread, batches of 8-64, that gives 1.5-4.4x the eager grouped calls' atoms/s (2.4-4.4x
+    from 20 atoms), and throughput still grows from batch 8 to 64 (1.05-1.23x;
+    ``benchmarks/inference.py``, ``batched_compiled_over_chunked``, session 28).
     """
     device = fast.offsets.device
     if compile:
