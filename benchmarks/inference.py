@@ -15,9 +15,10 @@ paracetamol, diphenhydramine, atorvastatin), medians of repeats, wall time.
   first also at 2 threads (``compiled_md_step_2t``; the MD ratio vs SevenNet takes each
   side's best thread count and the faster integrator);
 * the presets head to head (``presets_head_to_head``): compiled MD steps of the three
-  presets on the same molecule with both integrators, alternating in blocks of ``--block``
-  steps (caches warm as in a real run, the machine's drift shared); per-round ratios to
-  ``original``, 1 and 2 threads;
+  presets on the same molecule with both integrators at 1 and 2 threads, alternating in
+  blocks of ``--block`` steps (caches warm as in a real run, the machine's drift shared by
+  presets and thread counts alike); per-round ratios to ``original`` at 1 and at 2 threads
+  and with each on its fastest thread count that round;
 * schnetpack 2.1.1 PaiNN with each preset's sizes, 1 thread, through its ``AtomsConverter``
   (matscipy neighbour list) + model, in ``.venv-bench`` (worker:
   ``benchmarks/inference_schnetpack.py``);
@@ -303,49 +304,78 @@ def pair_list_kind(dyn) -> str:
     return "margin" if state.trial is None or state.trial.chosen is not None else "margin, untried"
 
 
+def on_threads(call, threads: int):
+    """``call`` (an :func:`md_step_call`) run with torch on ``threads`` threads."""
+    def run(steps: int = 1):
+        torch.set_num_threads(threads)
+        call(steps)
+
+    run.dyn = call.dyn
+    return run
+
+
 def presets_head_to_head(mols, md_calcs: dict, rounds: int, block: int) -> list[dict]:
     """The compiled presets' MD steps on each molecule, in blocks: per round, each preset
     runs ``block`` steps in one ``run`` (after one untimed step) with ``StudentVerlet``
-    (``md_step_ms``) and with ASE's ``VelocityVerlet`` (``ase_md_step_ms``), each on its own
-    compiled calculator, the presets in turn. A block keeps one model's weights in the
-    caches, as a real MD run does (calls alternating one by one let ``original``'s 1.8 MB
-    of weights evict ``tiny``'s 0.3 MB from the 2 MiB L2 before each call); alternating
-    blocks share the machine's drift. The first steps of each block refill the caches,
-    which a real run does once: ``tiny`` at 20 atoms, 1 thread, took 288 / 257 / 247 µs per
-    step in blocks of 40 / 200 / 400 (one process, session 23), and 258-261 µs alone in
-    runs of 1 to 400 steps; hence blocks of 400 by default.
-    Per round, ``original``'s ms per step over each preset's (``x_original_...``, and
-    ``x_original_best_integrator_...`` with each preset on its faster integrator that
-    round); medians over rounds, at 1 and 2 threads."""
+    (``md_step_ms``) and with ASE's ``VelocityVerlet`` (``ase_md_step_ms``), at 1 and at 2
+    threads, each on its own compiled calculator, all in turn. A block keeps one model's
+    weights in the caches, as a real MD run does (calls alternating one by one let
+    ``original``'s 1.8 MB of weights evict ``tiny``'s 0.3 MB from the 2 MiB L2 before each
+    call); alternating blocks share the machine's drift, thread counts included. The first
+    steps of each block refill the caches, which a real run does once: ``tiny`` at 20
+    atoms, 1 thread, took 288 / 257 / 247 µs per step in blocks of 40 / 200 / 400 (one
+    process, session 23), and 258-261 µs alone in runs of 1 to 400 steps; hence blocks of
+    400 by default.
+    Rows per molecule and thread count: per round, ``original``'s ms per step over each
+    preset's (``x_original_...``, and ``x_original_best_integrator_...`` with each preset on
+    its faster integrator that round), medians over rounds; and a row with ``threads``
+    "best": per round, each preset on its fastest thread count and integrator that round
+    (``x_original_best_per_round_median``)."""
     from mlff_distiller import StudentCalculator
 
-    ase_calcs = {p: StudentCalculator(calc.model, compile=True) for p, calc in md_calcs.items()}
+    thread_counts = (1, 2)
+    calcs = {(p, ase, t): calc if (not ase and t == 1) else
+             StudentCalculator(calc.model, compile=True)
+             for p, calc in md_calcs.items() for ase in (False, True) for t in thread_counts}
     out = []
-    for threads in (1, 2):
-        torch.set_num_threads(threads)
-        for n, atoms in mols.items():
-            steps = {(p, False): md_step_call(atoms, calc) for p, calc in md_calcs.items()}
-            steps.update({(p, True): md_step_call(atoms, calc, ase_verlet=True)
-                          for p, calc in ase_calcs.items()})
-            per_step = timed_blocks(steps, rounds, block)
-            ours = {p: per_step[(p, False)] for p in md_calcs}
-            ase = {p: per_step[(p, True)] for p in md_calcs}
+    for n, atoms in mols.items():
+        steps = {key: on_threads(md_step_call(atoms, calc, ase_verlet=key[1]), key[2])
+                 for key, calc in calcs.items()}
+        per_step = timed_blocks(steps, rounds, block)
+        fastest = {p: [min(r) for r in zip(*(per_step[(p, ase, t)] for ase in (False, True)
+                                             for t in thread_counts), strict=True)]
+                   for p in md_calcs}
+        for threads in thread_counts:
+            ours = {p: per_step[(p, False, threads)] for p in md_calcs}
+            ase = {p: per_step[(p, True, threads)] for p in md_calcs}
             best = {p: [min(a, b) for a, b in zip(ours[p], ase[p], strict=True)] for p in ours}
             row = {"n_atoms": n, "threads": threads, "rounds": rounds, "block": block,
                    "md_step_ms": {p: 1e3 * statistics.median(t) for p, t in ours.items()},
                    "ase_md_step_ms": {p: 1e3 * statistics.median(t) for p, t in ase.items()},
-                   "pair_list": {p: pair_list_kind(steps[(p, False)].dyn) for p in md_calcs}}
+                   "pair_list": {p: pair_list_kind(steps[(p, False, threads)].dyn)
+                                 for p in md_calcs}}
             if "original" in ours:
                 for name, times in (("", ours), ("ase_", ase), ("best_integrator_", best)):
-                    row[f"x_original_{name}per_round_median"] = {
-                        p: statistics.median(o / t for o, t in
-                                             zip(times["original"], times[p], strict=True))
-                        for p in times if p != "original"}
+                    row[f"x_original_{name}per_round_median"] = per_round_ratios(times)
             out.append(row)
             print("  " + json.dumps({k: v for k, v in row.items()
                                      if k not in ("rounds", "block")}), flush=True)
+        row = {"n_atoms": n, "threads": "best", "rounds": rounds, "block": block,
+               "best_ms": {p: 1e3 * statistics.median(t) for p, t in fastest.items()}}
+        if "original" in fastest:
+            row["x_original_best_per_round_median"] = per_round_ratios(fastest)
+        out.append(row)
+        print("  " + json.dumps({k: v for k, v in row.items() if k not in ("rounds", "block")}),
+              flush=True)
     torch.set_num_threads(1)
     return out
+
+
+def per_round_ratios(times: dict) -> dict:
+    """{preset: median over rounds of ``original``'s time / the preset's} for every preset
+    but ``original``; ``times`` {preset: [seconds per step, per round]}."""
+    return {p: statistics.median(o / t for o, t in zip(times["original"], times[p], strict=True))
+            for p in times if p != "original"}
 
 
 def schnetpack(mols, repeats: int) -> dict:
@@ -552,16 +582,14 @@ def ratios(result: dict, metric: str) -> list[dict]:
                    "x_schnetpack_fast": ref / r["fast" + sfx], "x_schnetpack_best": ref / best(r),
                    "sevennet_ms": seven[n], "x_sevennet_md_step": seven[n] / md,
                    "x_original": best(stu[("original", n)]) / best(r)}
-            h2h = {t: by_threads[(n, t)] for t in (1, 2) if (n, t) in by_threads}
-            if metric == "wall" and 1 in h2h and preset != "original":
-                best_ms = {p: min(min(h["md_step_ms"][p], h["ase_md_step_ms"][p])
-                                  for h in h2h.values()) for p in ("original", preset)}
-                one = h2h[1]
+            if metric == "wall" and (n, 1) in by_threads and preset != "original":
+                one = by_threads[(n, 1)]
                 row["x_original_md_step_1t"] = one["x_original_per_round_median"][preset]
                 row["x_original_ase_md_step_1t"] = one["x_original_ase_per_round_median"][preset]
                 row["x_original_best_integrator_1t"] = one[
                     "x_original_best_integrator_per_round_median"][preset]
-                row["x_original_md_step_best_threads"] = best_ms["original"] / best_ms[preset]
+                row["x_original_md_step_best_threads"] = by_threads[(n, "best")][
+                    "x_original_best_per_round_median"][preset]
             if n == 9:
                 row["xtb_ms"] = xtb
                 row["x_xtb_best"] = xtb / best(r)
