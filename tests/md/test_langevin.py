@@ -15,7 +15,13 @@ from mlff_distiller import InputError, StudentCalculator, StudentLangevin, keys
 from mlff_distiller.data.graph import atoms_to_graph
 from mlff_distiller.md.runs import MDConfig, run_md
 from tests.conftest import perturbed_student
-from tests.md.test_verlet import _hot_ether, _largest_difference, _redrawn_student, _trajectory
+from tests.md.test_verlet import (
+    _hot_ether,
+    _largest_difference,
+    _redrawn_student,
+    _stepwise_difference,
+    _trajectory,
+)
 
 THERMOSTAT = {"temperature_K": 600.0, "friction": 0.02 / units.fs, "fixcm": False}
 
@@ -30,8 +36,9 @@ def _langevin(dynamics_class, atoms, calc, steps: int, every=None, **kwargs):
 @pytest.mark.parametrize("constraint", [None, "fixcom", "fixatoms", "fixcm"])
 @pytest.mark.parametrize("compile", [False, pytest.param(True, marks=pytest.mark.slow)])
 def test_same_trajectory_as_ase_langevin(constraint, compile):
-    """200 steps of hot methyl ethyl ether with the same random numbers: positions,
-    momenta, forces and energies equal ASE's Langevin with the same calculator settings,
+    """200 steps of hot methyl ethyl ether: positions, momenta, forces and energies of each
+    step equal ASE's Langevin step from the same state and random numbers with the same
+    calculator settings (:func:`~tests.md.test_verlet._stepwise_difference`),
     every step on the fast path, with no constraint, FixCom (as the MD runner's NVT),
     FixAtoms (positions and momenta constrained; the forces an MD step sees are not) or
     Langevin's own (deprecated) ``fixcm=True``; the margin list redrawn along the way."""
@@ -42,11 +49,11 @@ def test_same_trajectory_as_ase_langevin(constraint, compile):
     elif constraint == "fixatoms":
         atoms.set_constraint(FixAtoms(indices=[0, 3]))
     fixcm = {"fixcm": constraint == "fixcm"}
-    ase_frames, _ = _langevin(Langevin, atoms, StudentCalculator(model, compile=compile), 200,
-                              **fixcm)
     ours, dyn = _langevin(StudentLangevin, atoms, StudentCalculator(model, compile=compile),
                           200, margin=0.05, **fixcm)  # a thin margin: redrawn more often
-    assert _largest_difference(ase_frames, ours) < 1e-9
+    reference = {**THERMOSTAT, **fixcm, "rng": np.random.default_rng(7)}
+    assert _stepwise_difference(Langevin, atoms, StudentCalculator(model, compile=compile),
+                                ours, **reference) < 1e-10
     assert dyn.fast_steps == 200 and dyn.list_draws >= 2
     if constraint == "fixatoms":
         np.testing.assert_array_equal(ours[-1][0][[0, 3]], atoms.positions[[0, 3]])
