@@ -22,7 +22,9 @@ eager :class:`~mlff_distiller.models.forces.ForceField` in eval mode, less work 
   The program takes a whole velocity Verlet step around the student (:class:`VerletStep`);
   a single point is that step with a time step of zero.
 * :class:`ChunkedEnergyAndForces` evaluates a batch of many structures in groups of about
-  :data:`CPU_CHUNK_PAIRS` pairs on a CPU, so throughput does not fall as the batch grows.
+  :data:`CPU_CHUNK_PAIRS` pairs on a CPU, so throughput does not fall as the batch grows;
+  :func:`batched_energy_and_forces` builds it around the eager model or, with
+  ``compile=True``, around the compiled program, one structure per call.
 
 Shapes: ``N`` atoms, ``E`` directed edges, ``P`` pairs (E = 2P), ``B`` structures.
 """
