@@ -444,10 +444,9 @@ def batched(mols, repeats: int, paths: tuple[str, ...] = ("one_call",)) -> dict:
     out = {path: [] for path in paths}
     for preset in PRESETS:
         fast = FastForceField(student_model(preset))
-        callers = {"one_call": fast,
-                   "chunked": batched_energy_and_forces(fast) if "chunked" in paths else None,
-                   "compiled": (batched_energy_and_forces(fast, compile=True)
-                                if "compiled" in paths else None)}
+        callers = {path: fast if path == "one_call" else
+                   batched_energy_and_forces(fast, compile=path == "compiled")
+                   for path in paths}
         for n, atoms in mols.items():
             single = atoms_to_graph(atoms, fast.cutoff)
             calls = {}
