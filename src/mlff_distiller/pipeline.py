@@ -225,7 +225,7 @@ def _export(config: DistillConfig, student: Path, preset: str, stage_dir: Path) 
 def _bench(config: DistillConfig, students: dict, stage_dir: Path) -> dict:
     from mlff_distiller.bench.runner import benchmark
 
-    options = {"formats": ["eager", "fast", "torchscript"], "batch_sizes": [1, 8, 32],
+    options = {"formats": ["eager", "fast", "compiled", "torchscript"], "batch_sizes": [1, 8, 32],
                "threads": [1], "repeats": 5, **config.bench}
     teacher = options.pop("teacher", config.teacher)
     result = benchmark([s["student"] for s in students.values()], teacher=teacher,

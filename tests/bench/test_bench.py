@@ -91,3 +91,45 @@ def test_bad_format_is_an_input_error(tmp_path):
 
     with pytest.raises(InputError, match="unknown benchmark format"):
         benchmark(["x.safetensors"], formats=["tensorrt"], out_dir=tmp_path)
+
+
+@pytest.mark.slow
+def test_compiled_benchmark_reaches_the_card_with_its_build(tmp_path):
+    """A student timed only ``compiled``: its per-model JSON carries the program's build
+    (or cache load) time, and the model card built from it tells how to run the student
+    that fast (``StudentCalculator(path, compile=True)``) and what the build cost."""
+    from mlff_distiller.report.card import write_card
+    from mlff_distiller.report.render import fmt
+
+    path = tmp_path / "ut.safetensors"
+    save_student(perturbed_student("ultra-tiny", elements=(1, 6, 8)).float(), path)
+    r = benchmark([path], formats=["compiled"], batch_sizes=[1, 2], threads=[1], repeats=1,
+                  out_dir=tmp_path / "b")
+    built = r["exports"]["ut/compiled"]
+    per_model = json.loads((tmp_path / "b" / "ut.benchmark.json").read_text())
+    assert per_model["format"] == "compiled" and "(compiled, 1 threads)" in per_model["device"]
+    assert per_model["compile_seconds"] == built["compile_seconds"] > 0
+    assert per_model["loaded_from_cache"] is built["loaded_from_cache"]
+    text = write_card(path, bench_json=tmp_path / "b" / "ut.benchmark.json",
+                      out_dir=tmp_path / "card")["markdown"].read_text()
+    speed = text.split("## Speed", 1)[1]
+    how = "loaded from the cache" if built["loaded_from_cache"] else "built"
+    assert "`StudentCalculator(path, compile=True)`" in speed
+    assert f"Here the program was {how} in {fmt(built['compile_seconds'])} s." in speed
+
+
+def test_fast_benchmark_card_names_the_calculator(tmp_path):
+    """The card of a student whose fastest timed format is ``fast`` names the calculator's
+    default path and no build time."""
+    from mlff_distiller.report.card import write_card
+
+    path = tmp_path / "ut.safetensors"
+    save_student(perturbed_student("ultra-tiny", elements=(1, 6, 8)).float(), path)
+    benchmark([path], formats=["fast"], batch_sizes=[1], threads=[1], repeats=1,
+              out_dir=tmp_path / "b")
+    per_model = json.loads((tmp_path / "b" / "ut.benchmark.json").read_text())
+    assert "compile_seconds" not in per_model
+    speed = write_card(path, bench_json=tmp_path / "b" / "ut.benchmark.json",
+                       out_dir=tmp_path / "card")["markdown"].read_text().split("## Speed")[1]
+    assert "`StudentCalculator(path)`, the ASE calculator's default path" in speed
+    assert "program was" not in speed

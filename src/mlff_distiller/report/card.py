@@ -13,6 +13,7 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
+from mlff_distiller.bench.runner import FORMAT_USAGE
 from mlff_distiller.errors import InputError
 from mlff_distiller.evaluation.evaluate import default_out_dir
 from mlff_distiller.fileio import write_json, write_text
@@ -279,6 +280,19 @@ def _failure(run: dict) -> str:
     return "-" if not f else f"step {f['step']}: {f['reason']}"
 
 
+def _how_to_run(bench: dict) -> list[tuple]:
+    """A paragraph naming the call that runs the student as its fastest format was timed
+    (and the compiled program's one-off build time), or nothing for an unknown format."""
+    usage = FORMAT_USAGE.get(bench.get("format"))
+    if usage is None:
+        return []
+    text = f"These numbers are for {usage}."
+    if bench.get("compile_seconds") is not None:
+        how = "loaded from the cache" if bench.get("loaded_from_cache") else "built"
+        text += f" Here the program was {how} in {fmt(bench['compile_seconds'])} s."
+    return [("p", text)]
+
+
 def _speed_blocks(bench) -> list[tuple]:
     if bench is None:
         return [("h2", "Speed"), ("p", "Not measured (no benchmark JSON).")]
@@ -287,6 +301,7 @@ def _speed_blocks(bench) -> list[tuple]:
     sm = bench.get("summary", {})
     return [("h2", "Speed"),
             ("p", f"Model {bench.get('model', '?')} on {bench.get('device', '?')}."),
+            *_how_to_run(bench),
             ("table", ["batch size", "latency (ms)", "throughput (samples/s)"], rows),
             ("table", ["summary", "value"],
              [["peak throughput (samples/s)", sm.get("peak_throughput")],
