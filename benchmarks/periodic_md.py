@@ -8,7 +8,7 @@ runs on their own calculators, ``StudentCalculator(model)`` (``fast``) and
 ``StudentCalculator(model, compile=True)`` (``compiled``), alternating in blocks (medians
 over ``--rounds`` rounds after a warm-up round; a block is ``--block`` steps at 24 atoms,
 scaled by 24 / atoms, at least 3, each block a new run from the same start: see
-:func:`blocks_from_the_start`). Per row: µs per step and per atom of each
+:func:`from_the_start`). Per row: µs per step and per atom of each
 (``fast_us_per_atom``, ``compiled_us_per_atom``), the per-round median ratio
 ``fast_over_compiled``, the pairs within the cutoff at the start (``pairs_per_atom``), the
 program's build or cache load (``compile_s``) and, as a check that both compute the same
@@ -49,26 +49,22 @@ def water_box(per_edge: int, seed: int = 0):
     return box
 
 
-def blocks_from_the_start(atoms, calcs: dict, preset: str, rounds: int, steps: int) -> dict:
-    """Per calculator kind, keyed ``(preset, kind)``: seconds per step of ``steps`` steps
-    in each of ``rounds`` rounds (after a warm-up round), kinds in turn, every block a new
-    run from the same 300 K start (after one untimed step). The students never saw water:
-    run on, a box heats by thousands of kelvin within 1,000 steps and can fly apart (seen
-    at 1,350 steps), which would time another system than the one built."""
-    import time
-
+def from_the_start(atoms, calc):
+    """An :func:`inference.md_step_call` for :func:`inference.timed_blocks` whose untimed
+    step before each block (``call()``) starts a new run from the same 300 K start, which
+    the block's steps then continue. The students never saw water: run on, a box heats by
+    thousands of kelvin within 1,000 steps and can fly apart (seen at 1,350 steps), which
+    would time another system than the one built."""
     import inference as inf
 
-    times = {(preset, kind): [] for kind in calcs}
-    for r in range(rounds + 1):
-        for kind, calc in calcs.items():
-            call = inf.md_step_call(atoms, calc)
-            call()
-            start = time.perf_counter()
-            call(steps)
-            if r:
-                times[(preset, kind)].append((time.perf_counter() - start) / steps)
-    return times
+    runs = []
+
+    def call(steps: int = 1):
+        if steps == 1:
+            runs[:] = [inf.md_step_call(atoms, calc)]
+        runs[0](steps)
+
+    return call
 
 
 def measure(presets: list[str], rounds: int, block: int) -> list[dict]:
@@ -93,7 +89,9 @@ def measure(presets: list[str], rounds: int, block: int) -> list[dict]:
                 start.calc = calc
                 forces[kind] = start.get_forces()
             steps = max(3, block * 24 // n)
-            times = blocks_from_the_start(atoms, calcs, preset, rounds, steps)
+            calls = {(preset, kind): from_the_start(atoms, calc)
+                     for kind, calc in calcs.items()}
+            times = inf.timed_blocks(calls, rounds, steps)
             cols = inf.versus_columns(times, preset, "compiled", "fast")
             row = {"preset": preset, "n_atoms": n, "block": steps,
                    "fast_us_per_atom": round(cols["fast_us"] / n, 2),
