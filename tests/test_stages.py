@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from mlff_distiller.stages import run_stage
@@ -22,6 +24,54 @@ def test_cached_resumed_and_invalidated(tmp_path):
 
     changed = run_stage(tmp_path, "s", {"a": 2}, work, log=lambda m: None)
     assert changed["value"] == 2 and changed["key"] != first["key"]
+
+
+def test_downstream_reruns_when_an_upstream_stage_ran_again(tmp_path):
+    """Deleting a finished stage's folder re-runs it with the same inputs; whatever was built
+    on its old outputs must be rebuilt, not served from the cache."""
+    import shutil
+
+    made = []
+
+    def bench(stage_dir):
+        made.append("bench")
+        (stage_dir / "numbers").write_text(str(made.count("bench")))
+        return {"numbers": str(stage_dir / "numbers")}
+
+    def card(upstream):
+        def work(stage_dir):
+            made.append("card")
+            return {"shows": Path(upstream["numbers"]).read_text()}
+        return work
+
+    def pipeline():
+        b = run_stage(tmp_path, "bench", {"repeats": 5}, bench, log=lambda m: None)
+        return b, run_stage(tmp_path, "card", {"bench": b["key"]}, card(b), log=lambda m: None)
+
+    first_bench, first_card = pipeline()
+    again_bench, again_card = pipeline()
+    assert again_bench["cached"] and again_card["cached"] and made == ["bench", "card"]
+    assert again_bench["key"] == first_bench["key"]
+
+    shutil.rmtree(tmp_path / "bench")
+    new_bench, new_card = pipeline()
+    assert not new_bench["cached"] and new_bench["key"] != first_bench["key"]
+    assert not new_card["cached"] and new_card["shows"] == "2" != first_card["shows"]
+
+
+def test_records_without_a_run_id_stay_cached_under_their_input_key(tmp_path):
+    import json
+
+    from mlff_distiller.stages import STAGE_RECORD, stage_key
+
+    first = run_stage(tmp_path, "s", {"a": 1}, lambda d: {"v": 1}, log=lambda m: None)
+    record_path = tmp_path / "s" / STAGE_RECORD
+    record = json.loads(record_path.read_text())
+    del record["run"]  # as written by earlier versions
+    record_path.write_text(json.dumps(record))
+    again = run_stage(tmp_path, "s", {"a": 1}, lambda d: {"v": 2}, log=lambda m: None)
+    assert again["cached"] and again["v"] == 1 and again["key"] == stage_key({"a": 1})
+    assert first["key"] != again["key"]
 
 
 def test_interrupted_stage_keeps_its_work_and_resumes(tmp_path):

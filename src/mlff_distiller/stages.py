@@ -8,13 +8,18 @@ written to ``inputs.json``; when it finishes, ``stage.json`` records the key and
   stage function runs again in the same directory and resumes from what it left there
   (labeling and training resume by themselves).
 - a different key: the stage's inputs changed, so its directory is cleared and it re-runs.
-  Downstream stages include upstream keys in their inputs, so they re-run too.
+
+The ``key`` a stage returns names its finished *run*, not only its inputs: a stage that runs
+again (its inputs changed, or its directory was deleted) returns a new key. Downstream stages
+put upstream keys in their inputs, so they re-run whenever an upstream stage did, and never
+keep results built from files that have since been replaced.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 import shutil
 import time
 from collections.abc import Callable
@@ -42,7 +47,8 @@ def run_stage(
 ) -> dict[str, Any]:
     """Run ``work(stage_dir) -> outputs`` unless a finished run with the same inputs exists.
 
-    Returns the stage's outputs plus ``key`` (its input hash) and ``cached`` (bool).
+    Returns the stage's outputs plus ``key`` (the id of the finished run that made them, for
+    downstream stages' inputs) and ``cached`` (bool).
     """
     stage_dir = Path(run_dir) / name
     key = stage_key(inputs)
@@ -51,7 +57,8 @@ def run_stage(
         record = json.loads(record_path.read_text())
         if record.get("key") == key:
             log(f"[{name}] cached ({key})")
-            return {**record["outputs"], "key": key, "cached": True}
+            # records written before runs had ids stand for their inputs' hash
+            return {**record["outputs"], "key": record.get("run", key), "cached": True}
     inputs_path = stage_dir / STAGE_INPUTS
     if stage_dir.exists():
         previous = json.loads(inputs_path.read_text()).get("key") if inputs_path.is_file() else None
@@ -64,8 +71,9 @@ def run_stage(
     write_json(inputs_path, {"key": key, "inputs": inputs})
     started = time.time()
     outputs = work(stage_dir)
+    run = stage_key({"key": key, "finished_ns": time.time_ns(), "nonce": secrets.token_hex(8)})
     write_json(record_path, {
-        "key": key, "outputs": outputs, "seconds": round(time.time() - started, 2),
+        "key": key, "run": run, "outputs": outputs, "seconds": round(time.time() - started, 2),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     })
-    return {**outputs, "key": key, "cached": False}
+    return {**outputs, "key": run, "cached": False}
