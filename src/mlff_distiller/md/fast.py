@@ -645,10 +645,14 @@ def fast_arguments(fast: FastForceField, graph: dict[str, Tensor]
     """The arguments of :meth:`FastForceField.forward` (and of the compiled and chunked
     callers) for a collated graph (``data.graph.collate``): positions, element rows, each
     pair once, shift vectors (None when no structure is periodic), batch, structure count."""
-    pairs, pair_shift = edge_pairs(graph[keys.EDGE_INDEX], graph[keys.EDGE_SHIFT])
     batch = graph[keys.BATCH]
     shift_vectors = None
-    if bool(graph[keys.PBC].any()):
+    if not bool(graph[keys.PBC].any()):
+        # no periodic axis: every shift is zero, so the pairs are the edges with i < j
+        # (5.9 instead of 58 us per call on a 12-atom molecule, eager on 1 core)
+        pairs, _ = edge_pairs(graph[keys.EDGE_INDEX])
+    else:
+        pairs, pair_shift = edge_pairs(graph[keys.EDGE_INDEX], graph[keys.EDGE_SHIFT])
         cells = graph[keys.CELL].index_select(0, batch.index_select(0, pairs[0]))
         shift_vectors = torch.einsum("pk,pkj->pj", pair_shift, cells)
     return (graph[keys.POSITIONS], fast.species(graph[keys.ATOMIC_NUMBERS]), pairs,
