@@ -7,7 +7,7 @@ take edges as inputs.
 
 Graphs carry full directed edge lists (every edge and its reverse). The model keeps each
 pair once (:func:`edge_pairs`) and computes distances, radial basis and filters once per
-pair for both directions, W(r_ij) = W(r_ji): half the radial work of a directed list.
+pair (and interaction) for both directions, W(r_ij) = W(r_ji): half the radial work of a directed list.
 
 Shapes: ``N`` atoms, ``E`` directed edges, ``P`` pairs (E = 2P), ``B`` structures, ``F``
 hidden features.
@@ -285,17 +285,26 @@ class PaiNN(nn.Module):
         centre = torch.cat([pairs[0], pairs[1]])  # (E,)
         neighbour = torch.cat([pairs[1], pairs[0]])  # (E,)
         basis, envelope = self.radial_basis(distances)
-        # filter_net(basis) * envelope as one GEMM: [basis * env, env] @ [W, b]^T, so no
-        # elementwise pass (and its backward) over the large (E, n_filters * 3F) tensor
+        # filter_net(basis) * envelope as a GEMM: [basis * env, env] @ [W, b]^T, so no
+        # elementwise pass (and its backward) over the large (P, 3F) filters. Without shared
+        # filters each interaction makes its own just before its message, rather than all
+        # (P, n_interactions * 3F) at once: `original`'s compiled MD steps 1.1x faster at 76
+        # atoms and 1.2x on a 192-atom water box, unchanged at 9-40 atoms (less memory live)
+        radial = torch.cat([basis * envelope, envelope], dim=1)  # (P, n_rbf + 1)
         weight = torch.cat([self.filter_net.weight, self.filter_net.bias.unsqueeze(1)], dim=1)
-        filters = torch.mm(torch.cat([basis * envelope, envelope], dim=1), weight.t())
-        blocks = torch.split(filters, 3 * self.hidden, dim=1)
+        f3 = 3 * self.hidden
+        shared: Tensor | None = None
+        if self.shared_filters:
+            shared = torch.mm(radial, weight.t())  # (P, 3F)
 
         s = self.embedding(species)  # (N, F)
         v = torch.zeros(s.shape[0], 3, self.hidden, dtype=s.dtype, device=s.device)
         # zip without strict=: TorchScript does not know it; both lists have n_interactions
         for k, (message, mixing) in enumerate(zip(self.messages, self.mixings)):  # noqa: B905
-            w = blocks[0] if self.shared_filters else blocks[k]
+            if shared is None:
+                w = torch.mm(radial, weight.narrow(0, k * f3, f3).t())  # (P, 3F)
+            else:
+                w = shared
             context: Tensor | None = None
             if k == 0 and first_context is not None:
                 context = first_context.index_select(0, species)
