@@ -288,8 +288,9 @@ class PaiNN(nn.Module):
         # filter_net(basis) * envelope as a GEMM: [basis * env, env] @ [W, b]^T, so no
         # elementwise pass (and its backward) over the large (P, 3F) filters. Without shared
         # filters each interaction makes its own just before its message, rather than all
-        # (P, n_interactions * 3F) at once: `original`'s compiled MD steps 1.1x faster at 76
-        # atoms and 1.2x on a 192-atom water box, unchanged at 9-40 atoms (less memory live)
+        # (P, n_interactions * 3F) at once, so less is live: `original`'s compiled MD steps
+        # 1.1x faster at 76 atoms and 1.2x on a 192-atom water box (its filters then fit the
+        # L3 cache), unchanged at 9-40 atoms and on a 648-atom box (session 30)
         radial = torch.cat([basis * envelope, envelope], dim=1)  # (P, n_rbf + 1)
         weight = torch.cat([self.filter_net.weight, self.filter_net.bias.unsqueeze(1)], dim=1)
         f3 = 3 * self.hidden
