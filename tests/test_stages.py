@@ -59,6 +59,41 @@ def test_downstream_reruns_when_an_upstream_stage_ran_again(tmp_path):
     assert not new_card["cached"] and new_card["shows"] == "2" != first_card["shows"]
 
 
+def test_a_stage_whose_files_were_deleted_makes_them_again(tmp_path):
+    """A finished stage whose recorded file is gone is not served from the cache: it runs
+    again in its folder (keeping what is left there, as after an interruption), and the
+    stages built on it run again too."""
+    made = []
+
+    def train(stage_dir):
+        made.append("train")
+        runs = made.count("train")
+        assert (stage_dir / "log").is_file() == (runs > 1)  # the rest of the folder is kept
+        (stage_dir / "log").write_text("epochs")
+        (stage_dir / "student.safetensors").write_text(f"weights {runs}")
+        return {"student": str(stage_dir / "student.safetensors"), "note": "not/a/path"}
+
+    def evaluate(stage_dir):
+        made.append("evaluate")
+        return {}
+
+    def pipeline():
+        t = run_stage(tmp_path, "train", {"epochs": 3}, train, log=lambda m: None)
+        e = run_stage(tmp_path, "eval", {"student": t["key"]}, evaluate, log=lambda m: None)
+        return t, e
+
+    first, _ = pipeline()
+    assert pipeline()[0]["cached"] and made == ["train", "evaluate"]
+    Path(first["student"]).unlink()
+    messages = []
+    again = run_stage(tmp_path, "train", {"epochs": 3}, train, log=messages.append)
+    assert not again["cached"] and again["key"] != first["key"]
+    assert Path(again["student"]).read_text() == "weights 2"
+    assert any("files are gone" in m and "student.safetensors" in m for m in messages)
+    _, evaluated = pipeline()
+    assert not evaluated["cached"] and made == ["train", "evaluate", "train", "evaluate"]
+
+
 def test_records_without_a_run_id_stay_cached_under_their_input_key(tmp_path):
     import json
 

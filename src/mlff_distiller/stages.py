@@ -8,6 +8,9 @@ written to ``inputs.json``; when it finishes, ``stage.json`` records the key and
   stage function runs again in the same directory and resumes from what it left there
   (labeling and training resume by themselves).
 - a different key: the stage's inputs changed, so its directory is cleared and it re-runs.
+- ``stage.json`` present with the same key, but a file it lists in the stage's directory is
+  gone (deleted or moved by hand): the stage runs again in its directory, as after an
+  interruption, and makes its files anew.
 
 The ``key`` a stage returns names its finished *run*, not only its inputs: a stage that runs
 again (its inputs changed, or its directory was deleted) returns a new key. Downstream stages
@@ -55,10 +58,15 @@ def run_stage(
     record_path = stage_dir / STAGE_RECORD
     if record_path.is_file():
         record = json.loads(record_path.read_text())
-        if record.get("key") == key:
+        missing = missing_outputs(record.get("outputs", {}), stage_dir)
+        if record.get("key") == key and not missing:
             log(f"[{name}] cached ({key})")
             # records written before runs had ids stand for their inputs' hash
             return {**record["outputs"], "key": record.get("run", key), "cached": True}
+        if record.get("key") == key:
+            log(f"[{name}] {len(missing)} of its files are gone (e.g. {missing[0]}): "
+                f"making them again")
+            record_path.unlink()
     inputs_path = stage_dir / STAGE_INPUTS
     if stage_dir.exists():
         previous = json.loads(inputs_path.read_text()).get("key") if inputs_path.is_file() else None
@@ -77,3 +85,16 @@ def run_stage(
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     })
     return {**outputs, "key": run, "cached": False}
+
+
+def missing_outputs(outputs: Any, stage_dir: Path) -> list[str]:
+    """The paths in a stage's recorded ``outputs`` (strings anywhere in its dicts and lists)
+    that name a file or folder inside ``stage_dir`` that no longer exists."""
+    inside = str(Path(stage_dir)) + "/"
+    if isinstance(outputs, dict):
+        return [m for v in outputs.values() for m in missing_outputs(v, stage_dir)]
+    if isinstance(outputs, list | tuple):
+        return [m for v in outputs for m in missing_outputs(v, stage_dir)]
+    if isinstance(outputs, str) and outputs.startswith(inside) and not Path(outputs).exists():
+        return [outputs]
+    return []
