@@ -106,3 +106,76 @@ def test_torchsim_compiled_equals_eager():
     for fixed, fast in zip(runs[0]["structures"], runs[1]["structures"], strict=True):
         np.testing.assert_allclose(fast.positions, fixed.positions, rtol=0, atol=1e-9)
     np.testing.assert_allclose(runs[1]["energy_eV"], runs[0]["energy_eV"], rtol=0, atol=1e-9)
+
+
+def _state(structures):
+    import torch_sim as ts
+
+    return ts.io.atoms_to_state(structures, torch.device("cpu"), torch.float64)
+
+
+def test_torchsim_verlet_lists_follow_moving_crystals():
+    """Periodic systems moved step by step, some atoms beyond half the skin: forces from the
+    kept Verlet lists equal those on neighbour lists built anew each call (the stress
+    path), and the lists are rebuilt only when needed."""
+    from ase.build import bulk
+
+    from mlff_distiller.md.fast import DEFAULT_SKIN
+    from mlff_distiller.md.torchsim import StudentModel
+
+    student = perturbed_student("ultra-tiny", elements=(6, 14))
+    crystals = [bulk("Si", "diamond", a=5.43) * (2, 1, 1), bulk("C", "diamond", a=3.57) * 2]
+    rng = np.random.default_rng(0)
+    fast = StudentModel(student, compute_stress=False)
+    fresh = StudentModel(student, compute_stress=True)
+    for step in range(12):
+        for atoms in crystals:  # 0.04 Å steps: about half the skin after 6-7 of them
+            atoms.positions += rng.normal(scale=0.04 / np.sqrt(3), size=atoms.positions.shape)
+        state = _state(crystals)
+        out, reference = fast(state), fresh(state)
+        torch.testing.assert_close(out["energy"], reference["energy"], rtol=0, atol=1e-10)
+        torch.testing.assert_close(out["forces"], reference["forces"], rtol=0, atol=1e-10)
+    assert DEFAULT_SKIN == 0.5
+    assert len(crystals) < fast.neighbor_list_builds < 12 * len(crystals)
+
+
+def test_torchsim_verlet_lists_follow_changing_batches():
+    """Systems swapped in and out between calls (as torch-sim's autobatcher does), a system
+    replaced by another of the same atom count, and molecules that never need a rebuild:
+    every call equals the calculator on each system."""
+    from ase import Atoms
+
+    from mlff_distiller.md.calculator import StudentCalculator
+    from mlff_distiller.md.torchsim import StudentModel
+
+    student = perturbed_student("ultra-tiny", elements=(1, 6, 7, 8))
+    ethanol, water, ammonia, methane = (molecule(n) for n in ("CH3CH2OH", "H2O", "NH3", "CH4"))
+    hcn_like = Atoms("CON", positions=water.positions * 1.3)  # water's shape, other elements
+    model = StudentModel(student, compute_stress=False)
+    batches = [[ethanol, water], [ethanol, water], [ethanol], [water],
+               [methane, ethanol, water], [methane, ethanol, hcn_like], [ammonia]]
+    for batch in batches:
+        out = model(_state(batch))
+        start = 0
+        for k, atoms in enumerate(batch):
+            atoms = atoms.copy()
+            atoms.calc = StudentCalculator(student)
+            assert float(out["energy"][k]) == pytest.approx(atoms.get_potential_energy(),
+                                                           abs=1e-9)
+            np.testing.assert_allclose(out["forces"][start:start + len(atoms)].numpy(),
+                                       atoms.get_forces(), rtol=0, atol=1e-9)
+            start += len(atoms)
+    assert model.neighbor_list_builds == 1  # ammonia's; molecules list all pairs once
+
+
+def test_torchsim_rejects_non_finite_positions_by_system():
+    from mlff_distiller.errors import InputError
+    from mlff_distiller.md.torchsim import StudentModel
+
+    model = StudentModel(perturbed_student("ultra-tiny", elements=(1, 6, 8)),
+                         compute_stress=False)
+    water, methane = molecule("H2O"), molecule("CH4")
+    model(_state([water, methane]))
+    methane.positions[2, 1] = np.nan
+    with pytest.raises(InputError, match=r"torch-sim system 1: positions contain NaN.*\[2\]"):
+        model(_state([water, methane]))

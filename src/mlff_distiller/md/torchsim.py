@@ -1,13 +1,16 @@
 """torch-sim adapter: a student as a ``torch_sim`` ``ModelInterface``, and batched NVT.
 
 Needs the ``torchsim`` extra (``pip install -c constraints.txt 'mlff-distiller[torchsim]'``,
-torch-sim-atomistic 0.3.x). Neighbour lists come from :mod:`mlff_distiller.data.graph`
-(vesin, on CPU). Energies and forces come from the fast path
+torch-sim-atomistic 0.3.x). Energies and forces come from the fast path
 (:class:`~mlff_distiller.md.fast.FastForceField`, in groups of whole systems of about
 :data:`~mlff_distiller.md.fast.CPU_CHUNK_PAIRS` pairs on a CPU, so a big batch runs as fast
-per atom as a small one); stress, and energy without forces, from the student's autograd
-wrapper. Stress uses ASE's sign convention (1/V dE/dstrain), as torch-sim does; it is zero
-for non-periodic systems.
+per atom as a small one) on one Verlet neighbour list per system
+(:class:`~mlff_distiller.md.fast.VerletNeighborList`, the ASE calculator's, on CPU), kept
+between calls and rebuilt only when an atom moved more than half the skin, the cell changed
+or the system is another one; stress, and energy without forces, from the student's
+autograd wrapper on graphs built anew each call (:mod:`mlff_distiller.data.graph`).
+Stress uses ASE's sign convention (1/V dE/dstrain), as torch-sim does; it is zero for
+non-periodic systems.
 """
 
 from __future__ import annotations
@@ -16,16 +19,19 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 from mlff_distiller import keys
-from mlff_distiller.data.graph import collate, structure_graph
+from mlff_distiller.data.graph import collate, structure_graph, validate_structure
 from mlff_distiller.devices import torch_device
 from mlff_distiller.errors import InputError
 from mlff_distiller.md.fast import (
+    DEFAULT_SKIN,
     FastForceField,
+    VerletNeighborList,
     batched_energy_and_forces,
-    fast_arguments,
+    same_bytes,
     tune_allocator,
 )
 from mlff_distiller.models.forces import ForceField
@@ -92,6 +98,9 @@ class StudentModel(ModelInterface):
         tune_allocator()  # as the calculator does: big batches otherwise page-fault each call
         self.energy_and_forces = batched_energy_and_forces(self.fast, compile=compile,
                                                            max_pairs=max_pairs)
+        # per system of the last batch: its atomic numbers and its Verlet list
+        self._lists: list[tuple[np.ndarray, VerletNeighborList]] = []
+        self._species: torch.Tensor | None = None
 
     @property
     def compile_s(self) -> float:
@@ -104,6 +113,28 @@ class StudentModel(ModelInterface):
             state = ts.SimState(**state, masses=torch.ones_like(state["positions"]))
         state = state.to(self._device) if state.device != self._device else state
         pbc = torch.as_tensor(state.pbc, dtype=torch.bool).reshape(-1).expand(3)
+        order = torch.argsort(state.system_idx, stable=True)
+        want_stress = self._compute_stress and bool(pbc.all())
+        if self._compute_forces and not want_stress:
+            energy, forces = self.energy_and_forces(*self._fast_arguments(state, order, pbc))
+            out = {keys.ENERGY: energy, keys.FORCES: forces}
+        else:
+            out = self.model(self._graph(state, order, pbc), compute_forces=self._compute_forces,
+                             compute_stress=want_stress)
+        result = {"energy": out[keys.ENERGY].detach()}
+        if self._compute_forces:
+            forces = torch.empty_like(out[keys.FORCES])
+            forces[order] = out[keys.FORCES].detach()
+            result["forces"] = forces
+        if self._compute_stress:
+            result["stress"] = (out[keys.STRESS].detach() if want_stress else
+                                torch.zeros(state.n_systems, 3, 3, dtype=self._dtype,
+                                            device=self._device))
+        return result
+
+    def _graph(self, state: Any, order: torch.Tensor, pbc: torch.Tensor
+               ) -> dict[str, torch.Tensor]:
+        """The eager model's collated graph, neighbour lists built anew."""
         graphs = []
         for b in range(state.n_systems):
             mask = state.system_idx == b
@@ -118,30 +149,59 @@ class StudentModel(ModelInterface):
                 elements=self.model.elements,
             ))
         graph = {k: v.to(self._device) for k, v in collate(graphs).items()}
-        order = torch.argsort(state.system_idx, stable=True)
         graph[keys.POSITIONS] = state.positions[order].detach().to(self._dtype)
         graph[keys.CELL] = state.row_vector_cell.detach().to(self._dtype)
-        want_stress = self._compute_stress and bool(pbc.all())
-        if self._compute_forces and not want_stress:
-            out = self._fast_forward(graph)
-        else:
-            out = self.model(graph, compute_forces=self._compute_forces,
-                             compute_stress=want_stress)
-        result = {"energy": out[keys.ENERGY].detach()}
-        if self._compute_forces:
-            forces = torch.empty_like(out[keys.FORCES])
-            forces[order] = out[keys.FORCES].detach()
-            result["forces"] = forces
-        if self._compute_stress:
-            result["stress"] = (out[keys.STRESS].detach() if want_stress else
-                                torch.zeros(state.n_systems, 3, 3, dtype=self._dtype,
-                                            device=self._device))
-        return result
+        return graph
 
-    def _fast_forward(self, graph: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Energies (B,) and forces (N, 3) of a collated graph by the chunked fast path."""
-        energy, forces = self.energy_and_forces(*fast_arguments(self.fast, graph))
-        return {keys.ENERGY: energy, keys.FORCES: forces}
+    def _fast_arguments(self, state: Any, order: torch.Tensor, pbc: torch.Tensor
+                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
+                                   torch.Tensor | None, torch.Tensor, int]:
+        """:meth:`FastForceField.forward`'s arguments for the state, atoms in system order,
+        from each system's Verlet list (kept while the system's atomic numbers are the same;
+        a system validated in full when they change, else checked for finite positions)."""
+        batch = state.system_idx[order]
+        numbers = state.atomic_numbers[order].cpu().numpy()
+        positions = state.positions[order].detach()
+        xyz = positions.cpu().numpy().astype(np.float64, copy=False)
+        cells = state.row_vector_cell.detach().cpu().numpy().astype(np.float64, copy=False)
+        pbc_np = pbc.cpu().numpy()
+        counts = torch.bincount(state.system_idx, minlength=state.n_systems).tolist()
+        check = not (np.isfinite(xyz).all() and np.isfinite(cells).all())
+        periodic = bool(pbc_np.any())
+        renewed = len(self._lists) != state.n_systems
+        del self._lists[state.n_systems:]
+        pairs, shifts, start = [], [], 0
+        for b, n in enumerate(counts):
+            z, r, cell = numbers[start:start + n], xyz[start:start + n], cells[b]
+            known = b < len(self._lists) and same_bytes(z, self._lists[b][0])
+            if check or not known:
+                validate_structure(z, r, cell, pbc_np, name=f"torch-sim system {b}",
+                                   elements=self.model.elements)
+            if not known:
+                entry = (z.copy(), VerletNeighborList(self.model.cutoff, DEFAULT_SKIN))
+                self._lists[b:b + 1] = [entry]
+                renewed = True
+            neighbors = self._lists[b][1]
+            neighbors.update(r, cell, pbc_np)
+            system_pairs, pair_shift = neighbors.pairs_within(r, cell)
+            pairs.append(system_pairs + start)
+            if periodic:
+                shifts.append(pair_shift @ cell)
+            start += n
+        if renewed or self._species is None:
+            self._species = self.fast.species(torch.as_tensor(numbers, device=self._device))
+        shift_vectors = None
+        if periodic:
+            shift_vectors = torch.as_tensor(np.concatenate(shifts), dtype=self._dtype,
+                                            device=self._device)
+        return (positions.to(self._dtype), self._species,
+                torch.as_tensor(np.concatenate(pairs, axis=1), device=self._device),
+                shift_vectors, batch, int(state.n_systems))
+
+    @property
+    def neighbor_list_builds(self) -> int:
+        """Verlet list builds so far over the systems of the current batch."""
+        return sum(neighbors.n_builds for _, neighbors in self._lists)
 
 
 def run_nvt(
