@@ -236,7 +236,8 @@ def run_nvt(
         integrator=ts.nvt_langevin,
         n_steps=int(steps),
         temperature=float(temperature),
-        timestep=float(timestep_fs) * 1e-3 * ts.units.MetalUnits.time,  # metal time unit: ps
+        # in ps: integrate() itself converts with MetalUnits.time (the step was 98x too long)
+        timestep=float(timestep_fs) * 1e-3,
     )
     kt = ts.calc_kT(masses=final.masses, momenta=final.momenta, system_idx=final.system_idx)
     kelvin = kt / ts.units.MetalUnits.temperature

@@ -7,7 +7,8 @@ take edges as inputs.
 
 Graphs carry full directed edge lists (every edge and its reverse). The model keeps each
 pair once (:func:`edge_pairs`) and computes distances, radial basis and filters once per
-pair (and interaction) for both directions, W(r_ij) = W(r_ji): half the radial work of a directed list.
+pair (and interaction) for both directions, W(r_ij) = W(r_ji): half the radial work of a
+directed list.
 
 Shapes: ``N`` atoms, ``E`` directed edges, ``P`` pairs (E = 2P), ``B`` structures, ``F``
 hidden features.
