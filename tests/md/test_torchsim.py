@@ -63,6 +63,23 @@ def test_batched_nvt_holds_molecules_at_the_temperature_asked():
         assert np.abs(after[bonded] - before[bonded]).max() < 0.4
 
 
+def test_batched_nvt_of_crystals_takes_the_fast_path(monkeypatch):
+    """NVT needs no stress, so periodic systems run on the kept Verlet lists: the eager
+    stress path (graphs built anew each call) is never taken."""
+    from ase.build import bulk
+
+    from mlff_distiller.md.torchsim import StudentModel, run_nvt
+
+    def no_graphs(*args, **kwargs):
+        raise AssertionError("run_nvt built graphs for the eager stress path")
+
+    monkeypatch.setattr(StudentModel, "_graph", no_graphs)
+    student = perturbed_student("ultra-tiny", elements=(6, 14))
+    crystals = [bulk("Si", "diamond", a=5.43), bulk("C", "diamond", a=3.57) * 2]
+    r = run_nvt(student, crystals, steps=5, temperature=300.0)
+    assert all(np.isfinite(r["temperature_K"])) and all(np.isfinite(r["energy_eV"]))
+
+
 def test_torchsim_fast_chunked_path_equals_eager_on_crystals():
     """Periodic systems: the chunked fast path (no stress) equals the eager wrapper's energies
     and forces (the stress path), several calls of whole systems per batch."""

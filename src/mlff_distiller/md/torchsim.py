@@ -227,7 +227,8 @@ def run_nvt(
     _require()
     if not structures:
         raise InputError("run_nvt: no structures given")
-    model = StudentModel(student, compile=compile)
+    # Langevin NVT never reads stress: periodic systems take the fast path too
+    model = StudentModel(student, compile=compile, compute_stress=False)
     torch.manual_seed(seed)
     state = ts.io.atoms_to_state(list(structures), model.device, model.dtype)
     final = ts.integrate(
