@@ -93,3 +93,30 @@ def test_resume_refuses_other_config_or_dataset(dataset, tmp_path):
         train_student(other, STUDENT_CONFIG, short, tmp_path / "run", resume=True)
     with pytest.raises(InputError, match="no training state"):
         train_student(dataset, STUDENT_CONFIG, short, tmp_path / "fresh", resume=True)
+
+
+@pytest.mark.parametrize("stop", ["time_budget", "early_stopping"])
+def test_resuming_a_finished_run_takes_no_step(dataset, tmp_path, stop):
+    """A run that stopped on its time budget or on early stopping, resumed with the same
+    config (as `mlffd distill` does to remake a deleted checkpoint), trains no further: same
+    step, same weights. A raised budget (free on resume) lets it go on."""
+    if stop == "time_budget":
+        config = replace(CONFIG, max_epochs=10_000, time_budget_s=1.5)
+    else:
+        config = replace(CONFIG, max_epochs=10_000, early_stopping_patience=1, lr=0.05)
+    first = train_student(dataset, STUDENT_CONFIG, config, tmp_path / "run")
+    assert first["metrics"]["stop_reason"] == stop
+    best = (tmp_path / "run" / "best.safetensors").read_bytes()
+    before = _weights(tmp_path / "run")
+    again = train_student(dataset, STUDENT_CONFIG, config, tmp_path / "run", resume=True)
+    assert again["metrics"]["stop_reason"] == stop
+    assert again["metrics"]["steps"] == first["metrics"]["steps"]
+    assert (tmp_path / "run" / "best.safetensors").read_bytes() == best
+    after = _weights(tmp_path / "run")
+    assert before.keys() == after.keys()
+    for name in before:
+        assert torch.equal(before[name], after[name]), name
+    if stop == "time_budget":
+        longer = replace(config, time_budget_s=3.0)
+        more = train_student(dataset, STUDENT_CONFIG, longer, tmp_path / "run", resume=True)
+        assert more["metrics"]["steps"] > first["metrics"]["steps"]

@@ -197,10 +197,11 @@ def fit(
 
     clock = time.process_time if config.budget_clock == "cpu" else time.perf_counter
     start = clock() - run["elapsed_s"]
-    stop_reason = "max_epochs"
+    # a resumed run that had already stopped (and whose limits were not raised) takes no step
+    stop_reason = _already_stopped(run, config)
     logger.start(run["step"])
-    while run["epoch"] < config.max_epochs and not (config.max_steps
-                                                    and run["step"] >= config.max_steps):
+    while stop_reason is None and run["epoch"] < config.max_epochs and not (
+            config.max_steps and run["step"] >= config.max_steps):
         order = _epoch_order(len(train), config.seed, run["epoch"])
         batches = [order[i:i + config.batch_size] for i in range(0, len(order),
                                                                  config.batch_size)]
@@ -273,6 +274,8 @@ def fit(
                 break
             continue
         break
+    stop_reason = stop_reason or ("max_steps" if config.max_steps
+                                  and run["step"] >= config.max_steps else "max_epochs")
     if not run["history"] or run["history"][-1]["step"] != run["step"]:
         validate()
     save_state()
@@ -435,6 +438,18 @@ def _hessian_errors(model, batch: dict) -> dict[str, torch.Tensor]:
     own = batch[keys.BATCH].repeat_interleave(3).unsqueeze(0) == row_structure.unsqueeze(1)
     err = (rows.double() - batch[keys.HESSIAN_ROWS].double()) * own
     return {"hessian_sq": (err**2).sum(), "n_hessian": own.sum().double()}
+
+
+def _already_stopped(run: dict, config: TrainConfig) -> str | None:
+    """The reason a (resumed) run's state says training is over, or None: its time budget
+    spent, or early stopping's patience run out. Checked before the first step, so resuming
+    a finished run (``mlffd distill`` remaking a deleted checkpoint) does not train one more
+    step; raising ``time_budget_s`` (free on resume) lets it go on."""
+    if config.time_budget_s and run["elapsed_s"] >= config.time_budget_s:
+        return "time_budget"
+    if config.early_stopping_patience and run["bad_validations"] >= config.early_stopping_patience:
+        return "early_stopping"
+    return None
 
 
 def _train_metrics(run: dict) -> dict[str, float]:
