@@ -442,12 +442,15 @@ def _hessian_errors(model, batch: dict) -> dict[str, torch.Tensor]:
 
 def _already_stopped(run: dict, config: TrainConfig) -> str | None:
     """The reason a (resumed) run's state says training is over, or None: its time budget
-    spent, or early stopping's patience run out. Checked before the first step, so resuming
-    a finished run (``mlffd distill`` remaking a deleted checkpoint) does not train one more
-    step; raising ``time_budget_s`` (free on resume) lets it go on."""
+    spent, or early stopping's patience run out at an epoch's end (where the loop checks it;
+    a state saved mid-epoch goes on to that end, as the uninterrupted run did). Checked
+    before the first step, so resuming a finished run (``mlffd distill`` remaking a deleted
+    checkpoint) does not train one more step; raising ``time_budget_s`` (free on resume)
+    lets it go on."""
     if config.time_budget_s and run["elapsed_s"] >= config.time_budget_s:
         return "time_budget"
-    if config.early_stopping_patience and run["bad_validations"] >= config.early_stopping_patience:
+    if (config.early_stopping_patience and run["batch_in_epoch"] == 0
+            and run["bad_validations"] >= config.early_stopping_patience):
         return "early_stopping"
     return None
 
